@@ -1,0 +1,14 @@
+# Multi-stage build of the flightsink binary into a small image.
+FROM golang:1.26 AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flightsink ./cmd/flightsink
+
+FROM gcr.io/distroless/static-debian12:nonroot
+COPY --from=build /out/flightsink /usr/local/bin/flightsink
+COPY config.yaml /etc/flightsink/config.yaml
+EXPOSE 8815
+ENTRYPOINT ["/usr/local/bin/flightsink"]
+CMD ["serve", "--config", "/etc/flightsink/config.yaml"]

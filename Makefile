@@ -1,0 +1,33 @@
+# flightsink: build, vet, and test against a real local Apache Kafka broker
+# (scripts/kafka.sh runs one from Maven jars; no Docker needed).
+SHELL := /bin/bash
+GO ?= go
+# broker name for kafka-up / kafka-down (scripts/kafka.sh NAME)
+KAFKA_NAME ?= default
+
+.PHONY: all build vet test kafka-up kafka-down kafka-status clean
+
+all: build
+
+build:
+	$(GO) build -o bin/flightsink ./cmd/flightsink
+
+vet:
+	$(GO) vet ./...
+
+# installs test deps, starts a broker, runs go vet + go test -race (+ pytest), stops the broker
+test:
+	bash scripts/test.sh
+
+# prints KAFKA_BROKERS=127.0.0.1:PORT as its last line
+kafka-up:
+	@bash scripts/kafka.sh up $(KAFKA_NAME)
+
+kafka-down:
+	@bash scripts/kafka.sh down $(KAFKA_NAME)
+
+kafka-status:
+	@bash scripts/kafka.sh status
+
+clean:
+	rm -rf bin

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/flightsink/flightsink/flightsink"
+	"github.com/flightsink/flightsink/internal/config"
+	"github.com/flightsink/flightsink/kafka"
+)
+
+func serve(args []string) error {
+	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
+	configPath := fl.String("config", "", "YAML config file (default ./config.yaml if present, else built-in defaults)")
+	listen := fl.String("listen", "", "Flight listen address HOST:PORT (overrides flight.listen)")
+	brokers := fl.String("brokers", "", "comma-separated Kafka brokers (overrides kafka.brokers)")
+	delivery := fl.String("delivery", "", "default delivery: at_least_once or exactly_once (overrides flight.default_delivery)")
+	dev := fl.Bool("dev", false, "run an embedded in-memory Kafka-compatible broker (nothing is persisted)")
+	devAddr := fl.String("dev-kafka-addr", "127.0.0.1:9092", "address of the embedded broker with --dev")
+	if err := fl.Parse(args); err != nil {
+		return err
+	}
+	path := *configPath
+	if path == "" {
+		if _, err := os.Stat("config.yaml"); err == nil {
+			path = "config.yaml"
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	cfg, err := config.Load(path, os.Environ())
+	if err != nil {
+		return err
+	}
+	if *listen != "" {
+		cfg.Flight.Listen = *listen
+	}
+	if *brokers != "" {
+		cfg.Kafka.Brokers = strings.Split(*brokers, ",")
+	}
+	if *delivery != "" {
+		cfg.Flight.DefaultDelivery = flightsink.Delivery(*delivery)
+	}
+	log, err := newLogger(cfg.Log)
+	if err != nil {
+		return err
+	}
+
+	if *dev {
+		cluster, err := startDevKafka(*devAddr)
+		if err != nil {
+			return err
+		}
+		defer cluster.Close()
+		cfg.Kafka.Brokers = cluster.ListenAddrs()
+		cfg.Kafka.CreateTopics = true
+		log.Warn().Strs("kafka_brokers", cfg.Kafka.Brokers).Msg("DEV MODE: embedded in-memory Kafka-compatible broker; " +
+			"NOTHING IS PERSISTED and topics are created on first use. Use --brokers or a config file for a real cluster.")
+	}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+
+	sink, err := kafka.NewSink(cfg.Kafka, log)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	if err := sink.Ping(ctx); err != nil {
+		return err
+	}
+	srv, err := flightsink.NewServer(cfg.Flight, sink, flightsink.WithLogger(log))
+	if err != nil {
+		return err
+	}
+	lis, err := net.Listen("tcp", cfg.Flight.Listen)
+	if err != nil {
+		return fmt.Errorf("flight.listen: %w", err)
+	}
+	log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).
+		Str("default_delivery", string(cfg.Flight.DefaultDelivery)).Msg("flightsink serving")
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(lis) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	stop() // a second signal kills the process the default way
+	srv.Shutdown(context.Background())
+	log.Info().Msg("flightsink stopped")
+	return <-errc
+}
+
+// startDevKafka starts the embedded in-memory broker for --dev.
+func startDevKafka(addr string) (*kfake.Cluster, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return nil, fmt.Errorf("--dev-kafka-addr: %w", err)
+	}
+	var p int
+	if _, err := fmt.Sscan(port, &p); err != nil {
+		return nil, fmt.Errorf("--dev-kafka-addr: port %q: %w", port, err)
+	}
+	cluster, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.Ports(p),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, port))
+		}),
+		kfake.DefaultNumPartitions(3),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("starting the embedded dev broker on %s (is a Kafka already listening there? use --dev-kafka-addr): %w", addr, err)
+	}
+	return cluster, nil
+}
+
+func newLogger(c config.Log) (zerolog.Logger, error) {
+	level, err := zerolog.ParseLevel(c.Level)
+	if err != nil {
+		return zerolog.Logger{}, fmt.Errorf("log.level: %w", err)
+	}
+	var log zerolog.Logger
+	if c.Format == "console" {
+		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
+	} else {
+		log = zerolog.New(os.Stderr)
+	}
+	return log.Level(level).With().Timestamp().Logger(), nil
+}

@@ -1,0 +1,144 @@
+package flightsink
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"google.golang.org/grpc/codes"
+
+	"github.com/flightsink/flightsink/kafka/encode"
+)
+
+// recordOverhead bounds what Kafka's record batch format adds around one
+// record's key and value (61-byte batch header plus the record's varints and
+// attributes), so a row is checked against max.message.bytes the way the
+// broker will check the batch that carries it alone.
+const recordOverhead = 61 + 40
+
+// plan turns record batches of one schema into Kafka records: the value
+// encoder, the key and timestamp extractors, all built once per stream.
+type plan struct {
+	topic    string
+	maxBytes int
+	value    *encode.JSON
+	key      *encode.Key
+	ts       *encode.Timestamp
+
+	bytesPerRow int // running estimate that sizes each batch's buffers
+}
+
+// newPlan checks the schema against the descriptor: every column must be
+// encodable and the key and timestamp columns must exist with usable types.
+func newPlan(schema *arrow.Schema, d *Descriptor, maxMessageBytes int32) (*plan, error) {
+	p := &plan{topic: d.Topic, maxBytes: int(maxMessageBytes), bytesPerRow: 64}
+	var err error
+	if p.value, err = encode.NewJSON(schema); err != nil {
+		return nil, schemaError("", err)
+	}
+	if d.KeyField != "" {
+		if p.key, err = encode.NewKey(schema, d.KeyField); err != nil {
+			return nil, schemaError("key_field", err)
+		}
+	}
+	if d.TimestampField != "" {
+		if p.ts, err = encode.NewTimestamp(schema, d.TimestampField); err != nil {
+			return nil, schemaError("timestamp_field", err)
+		}
+	}
+	return p, nil
+}
+
+func schemaError(key string, err error) *Error {
+	msg := "unsupported schema: " + err.Error()
+	if key != "" {
+		msg = fmt.Sprintf("invalid descriptor key %q: %v", key, err)
+	}
+	return &Error{Code: codes.InvalidArgument, Reason: ReasonBadSchema, Msg: msg, Err: err}
+}
+
+// batchRecords is one record batch turned into Kafka records. The records
+// point into buffers owned by this value; they stay untouched until Kafka
+// acknowledges them.
+type batchRecords struct {
+	records []kgo.Record
+	values  []byte
+	keys    []byte
+}
+
+// encode turns every row of rec into a record, checking each against the
+// topic's max.message.bytes before any of them is produced. firstRow is the
+// stream row number of rec's row 0, batch the stream's batch number; both
+// name a bad row in the error.
+func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecords, error) {
+	n := int(rec.NumRows())
+	if err := p.value.Bind(rec); err != nil {
+		return nil, badStream("record batch %d does not match the stream's schema: %v", batch, err)
+	}
+	if p.key != nil {
+		p.key.Bind(rec)
+	}
+	if p.ts != nil {
+		p.ts.Bind(rec)
+	}
+	out := &batchRecords{records: make([]kgo.Record, n)}
+	values := make([]byte, 0, n*p.bytesPerRow+64)
+	valueEnds := make([]int, n)
+	var keys []byte
+	var keyEnds []int
+	if p.key != nil {
+		keys = make([]byte, 0, n*8)
+		keyEnds = make([]int, n)
+	}
+	for i := 0; i < n; i++ {
+		start := len(values)
+		values = p.value.AppendRow(values, i)
+		valueEnds[i] = len(values)
+		size := len(values) - start
+		r := &out.records[i]
+		r.Topic = p.topic
+		if p.key != nil {
+			kstart := len(keys)
+			var ok bool
+			keys, ok = p.key.AppendKey(keys, i)
+			keyEnds[i] = len(keys)
+			if !ok {
+				keyEnds[i] = -1 - kstart // null key marker
+			}
+			size += len(keys) - kstart
+		}
+		if p.ts != nil {
+			if ms, ok := p.ts.Millis(i); ok {
+				r.Timestamp = msTime(ms)
+			}
+		}
+		if size+recordOverhead > p.maxBytes {
+			return nil, &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Msg: fmt.Sprintf(
+				"stream row %d (batch %d, row %d): its record is %d bytes, over topic %q's max.message.bytes (%d); no row of this batch was written",
+				firstRow+int64(i), batch, i, size+recordOverhead, p.topic, p.maxBytes)}
+		}
+	}
+	// Slice only now: the buffers may have moved while growing.
+	start := 0
+	for i := range out.records {
+		out.records[i].Value = values[start:valueEnds[i]:valueEnds[i]]
+		start = valueEnds[i]
+	}
+	if p.key != nil {
+		start = 0
+		for i := range out.records {
+			end := keyEnds[i]
+			if end < 0 { // null key: no key, next key starts where this one would have
+				start = -1 - end
+				continue
+			}
+			out.records[i].Key = keys[start:end:end]
+			start = end
+		}
+	}
+	if n > 0 {
+		p.bytesPerRow = len(values)/n + 1
+	}
+	out.values, out.keys = values, keys
+	return out, nil
+}

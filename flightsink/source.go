@@ -1,0 +1,233 @@
+package flightsink
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// receiver runs stream.Recv in its own goroutine so the read loop can stop
+// waiting when the stream is canceled (client gone, server shutdown), and so
+// the next message arrives while the current batch is being produced. It
+// exits when Recv fails, which gRPC guarantees once the handler returned.
+type receiver struct {
+	ch   chan recvResult
+	quit chan struct{}
+}
+
+type recvResult struct {
+	fd  *flight.FlightData
+	err error
+}
+
+func startReceiver(stream flight.FlightService_DoPutServer) *receiver {
+	r := &receiver{ch: make(chan recvResult, 1), quit: make(chan struct{})}
+	go func() {
+		for {
+			fd, err := stream.Recv()
+			select {
+			case r.ch <- recvResult{fd, err}:
+			case <-r.quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return r
+}
+
+// stop tells the receiver goroutine not to hand over more messages; it
+// returns from Recv when the handler has returned.
+func (r *receiver) stop() { close(r.quit) }
+
+// next returns the next FlightData or the reason there is none.
+func (r *receiver) next(ctx context.Context) (*flight.FlightData, error) {
+	select {
+	case res := <-r.ch:
+		if res.err != nil {
+			return nil, recvError(res.err)
+		}
+		return res.fd, nil
+	case <-ctx.Done():
+		return nil, r.explain(ctx, context.Cause(ctx))
+	}
+}
+
+// explain replaces err, the error of a stream whose context ended, with the
+// receive error that ended the RPC, when that says more than "canceled":
+// gRPC ends a stream with an oversized message on its own, which cancels the
+// context while the read loop may be anywhere. Once the RPC ended, Recv
+// returns at once.
+func (r *receiver) explain(ctx context.Context, err error) error {
+	if !errors.Is(context.Cause(ctx), context.Canceled) {
+		return err // our own cause (shutdown) is the truth
+	}
+	select {
+	case res := <-r.ch:
+		if res.err != nil {
+			if rerr := recvError(res.err); !errors.Is(rerr, io.EOF) {
+				var fe *Error
+				if errors.As(rerr, &fe) && fe.Reason != ReasonClientGone {
+					return rerr
+				}
+			}
+		}
+	case <-time.After(time.Second):
+	}
+	return err
+}
+
+// recvError keeps io.EOF (clean end) and names the setting for messages
+// over the gRPC receive limit.
+func recvError(err error) error {
+	if errors.Is(err, io.EOF) {
+		return io.EOF
+	}
+	if st, ok := status.FromError(err); ok {
+		switch st.Code() {
+		case codes.ResourceExhausted:
+			return &Error{Code: codes.ResourceExhausted, Reason: ReasonTooLarge, Err: err,
+				Msg: fmt.Sprintf("a message exceeds flight.max_message_bytes (%s); send smaller record batches or raise the setting", st.Message())}
+		case codes.Canceled:
+			return &Error{Code: codes.Canceled, Reason: ReasonClientGone, Err: err, Msg: "stream canceled by the client"}
+		}
+	}
+	return err
+}
+
+// messageSource feeds the ipc reader with the stream's IPC messages and
+// handles app_metadata that does not travel with a record batch (pyarrow's
+// write_metadata sends it alone; arrow-go's flight reader cannot read such
+// messages). Markers on record batch messages are left to the read loop, so
+// they take effect after the batch is produced.
+//
+// arrow-go's flight writer copies the metadata of the first
+// WriteWithAppMetadata onto the schema and dictionary messages it sends
+// lazily before that batch. So metadata on a schema or dictionary message is
+// held back: dropped if the next record batch carries the same bytes,
+// handled on its own otherwise (before that batch, at the next
+// metadata-only message, or at the end of the stream).
+type messageSource struct {
+	ctx      context.Context
+	recv     *receiver
+	first    *flight.FlightData
+	onMarker func(meta []byte) error
+
+	msg       *ipc.Message
+	batchMeta []byte // app_metadata of the last record batch message
+	held      []byte // app_metadata of a schema or dictionary message
+	err       error  // the first error, kept unwrapped for classify
+}
+
+func (m *messageSource) Retain()  {}
+func (m *messageSource) Release() { m.releaseMsg() }
+
+func (m *messageSource) releaseMsg() {
+	if m.msg != nil {
+		m.msg.Release()
+		m.msg = nil
+	}
+}
+
+func (m *messageSource) fail(err error) (*ipc.Message, error) {
+	if m.err == nil {
+		m.err = err
+	}
+	return nil, err
+}
+
+// flushHeld handles held-back metadata as a marker of its own.
+func (m *messageSource) flushHeld() error {
+	if held := m.held; held != nil {
+		m.held = nil
+		return m.onMarker(held)
+	}
+	return nil
+}
+
+// Message implements ipc.MessageReader.
+func (m *messageSource) Message() (*ipc.Message, error) {
+	m.releaseMsg()
+	for {
+		fd := m.first
+		m.first = nil
+		if fd == nil {
+			var err error
+			if fd, err = m.recv.next(m.ctx); err != nil {
+				if errors.Is(err, io.EOF) {
+					if ferr := m.flushHeld(); ferr != nil {
+						return m.fail(ferr)
+					}
+					return nil, io.EOF
+				}
+				return m.fail(err)
+			}
+		}
+		if len(fd.DataHeader) == 0 {
+			if err := m.flushHeld(); err != nil {
+				return m.fail(err)
+			}
+			if len(fd.AppMetadata) > 0 {
+				if err := m.onMarker(fd.AppMetadata); err != nil {
+					return m.fail(err)
+				}
+			}
+			continue
+		}
+		msg, err := newIPCMessage(fd)
+		if err != nil {
+			return m.fail(err)
+		}
+		if msg.Type() == ipc.MessageRecordBatch {
+			if m.held != nil && !bytes.Equal(m.held, fd.AppMetadata) {
+				if err := m.flushHeld(); err != nil {
+					msg.Release()
+					return m.fail(err)
+				}
+			}
+			m.held = nil
+			m.batchMeta = fd.AppMetadata
+		} else if len(fd.AppMetadata) > 0 && !bytes.Equal(m.held, fd.AppMetadata) {
+			if err := m.flushHeld(); err != nil {
+				msg.Release()
+				return m.fail(err)
+			}
+			m.held = fd.AppMetadata
+		}
+		m.msg = msg
+		return msg, nil
+	}
+}
+
+// newIPCMessage wraps a FlightData's header and body; a header that is not
+// a valid IPC message is an InvalidArgument, not a crash.
+func newIPCMessage(fd *flight.FlightData) (msg *ipc.Message, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			msg, err = nil, badStream("data_header is not a valid Arrow IPC message: %v", r)
+		}
+	}()
+	msg = ipc.NewMessage(memory.NewBufferBytes(fd.DataHeader), memory.NewBufferBytes(fd.DataBody))
+	switch msg.Type() {
+	case ipc.MessageSchema, ipc.MessageDictionaryBatch, ipc.MessageRecordBatch:
+		return msg, nil
+	}
+	t := msg.Type()
+	msg.Release()
+	return nil, badStream("unexpected IPC message type %v; a DoPut stream carries a schema, dictionaries and record batches", t)
+}
+
+func badStream(format string, args ...any) *Error {
+	return &Error{Code: codes.InvalidArgument, Reason: ReasonBadStream, Msg: "invalid Arrow IPC stream: " + fmt.Sprintf(format, args...)}
+}

@@ -1,0 +1,238 @@
+package flightsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/rs/zerolog"
+	"google.golang.org/grpc/codes"
+
+	"github.com/flightsink/flightsink/kafka"
+)
+
+// stream is one DoPut: it reads FlightData, produces one record per row,
+// and turns checkpoint markers into durable, acknowledged units.
+type stream struct {
+	srv  *Server
+	ctx  context.Context
+	grpc flight.FlightService_DoPutServer
+	log  zerolog.Logger
+	acks *acker
+
+	desc     *Descriptor
+	delivery Delivery
+	plan     *plan
+	writer   kafka.Writer
+
+	rows           int64 // rows read from the client so far (the next row's stream number)
+	batches        int64 // record batches read so far
+	durableRows    int64 // rows Kafka made durable
+	ackedRows      int64 // durableRows when the previous checkpoint ack was queued
+	lastCheckpoint int64 // the newest durable checkpoint number, 0 for none
+	seenCheckpoint int64 // the newest checkpoint number received
+}
+
+// run executes the stream; every exit path leaves nothing open.
+func (st *stream) run() (err error) {
+	recv := startReceiver(st.grpc)
+	defer recv.stop()
+	defer func() {
+		if err != nil && st.ctx.Err() != nil {
+			err = recv.explain(st.ctx, err)
+		}
+	}()
+
+	first, err := recv.next(st.ctx)
+	if errors.Is(err, io.EOF) {
+		return badStream("the stream ended before its first message; send the descriptor and schema first")
+	}
+	if err != nil {
+		return err
+	}
+	if st.desc, err = ParseDescriptor(first.FlightDescriptor); err != nil {
+		return err
+	}
+	st.log = st.log.With().Str("topic", st.desc.Topic).Logger()
+	st.delivery = st.desc.Delivery
+	if st.delivery == "" {
+		st.delivery = st.srv.cfg.DefaultDelivery
+	}
+	if st.delivery == ExactlyOnce || st.desc.WriterID != "" {
+		return newError(codes.Unimplemented, ReasonUnimplemented,
+			`delivery "exactly_once" and writer_id are not implemented yet; use "delivery":"at_least_once"`)
+	}
+	if len(first.DataHeader) == 0 {
+		return badStream("the first message carries no schema (data_header is empty); the schema must come with the descriptor")
+	}
+	topic, err := st.srv.sink.Topic(st.ctx, st.desc.Topic)
+	if err != nil {
+		return err
+	}
+
+	src := &messageSource{ctx: st.ctx, recv: recv, first: first, onMarker: st.onMarker}
+	reader, err := ipc.NewReaderFromMessageReader(src, ipc.WithAllocator(st.srv.mem))
+	if err != nil {
+		if src.err != nil {
+			return src.err
+		}
+		return badStream("reading the schema: %v", err)
+	}
+	defer reader.Release()
+	if st.plan, err = newPlan(reader.Schema(), st.desc, topic.MaxMessageBytes); err != nil {
+		return err
+	}
+
+	st.writer = st.srv.sink.OpenAtLeastOnce()
+	st.acks.Ready(st.readyMessage())
+
+	for reader.Next() {
+		// A marker on a batch is checked before the batch is produced (a bad
+		// marker or an abort rejects it) and takes effect after.
+		var checkpoint int64
+		if meta := src.batchMeta; len(meta) > 0 {
+			src.batchMeta = nil
+			if checkpoint, err = st.parseMarker(meta); err != nil {
+				return err
+			}
+		}
+		if err := st.produce(reader.RecordBatch()); err != nil {
+			return err
+		}
+		if checkpoint > 0 {
+			if err := st.checkpoint(checkpoint); err != nil {
+				return err
+			}
+		}
+	}
+	if src.err != nil {
+		return src.err
+	}
+	if err := reader.Err(); err != nil {
+		return badStream("%v", err)
+	}
+	return st.finish()
+}
+
+// produce encodes a whole batch first (a bad row rejects the batch before
+// any of it reaches Kafka), then hands its records to the writer.
+func (st *stream) produce(rec arrow.RecordBatch) error {
+	st.batches++
+	batch := st.batches - 1
+	recs, err := st.plan.encode(rec, st.rows, batch)
+	if err != nil {
+		return err
+	}
+	for i := range recs.records {
+		if err := st.writer.Produce(st.ctx, &recs.records[i]); err != nil {
+			return err
+		}
+	}
+	st.rows += int64(len(recs.records))
+	return nil
+}
+
+// onMarker handles a marker that travels without a batch.
+func (st *stream) onMarker(meta []byte) error {
+	n, err := st.parseMarker(meta)
+	if err != nil {
+		return err
+	}
+	return st.checkpoint(n)
+}
+
+// parseMarker validates a marker: it returns the checkpoint number, or the
+// error that ends the stream (an abort, a malformed or stale marker).
+func (st *stream) parseMarker(meta []byte) (int64, error) {
+	m, err := ParseMarker(meta)
+	if err != nil {
+		return 0, err
+	}
+	if m.IsAbort {
+		return 0, newError(codes.Aborted, ReasonClientAbort, "client aborted the stream: %q", m.Abort)
+	}
+	if m.Checkpoint <= st.seenCheckpoint {
+		return 0, badMetadata("checkpoint %d is not greater than the previous checkpoint %d; checkpoint numbers must increase", m.Checkpoint, st.seenCheckpoint)
+	}
+	st.seenCheckpoint = m.Checkpoint
+	return m.Checkpoint, nil
+}
+
+// checkpoint makes everything read so far durable and queues its ack.
+func (st *stream) checkpoint(n int64) error {
+	if err := st.writer.Checkpoint(st.ctx); err != nil {
+		return err
+	}
+	st.durable(n)
+	st.acks.Checkpoint(n, st.durableRows-st.ackedRows, st.durableRows)
+	st.ackedRows = st.durableRows
+	return nil
+}
+
+// durable records that every row read so far is durable.
+func (st *stream) durable(checkpoint int64) {
+	st.durableRows = st.rows
+	if checkpoint > 0 {
+		st.lastCheckpoint = checkpoint
+	}
+}
+
+// finish makes the tail durable after the client's clean end and sends done.
+func (st *stream) finish() error {
+	if err := st.writer.Close(st.ctx, true); err != nil {
+		return err
+	}
+	st.writer = nil
+	st.durable(0)
+	done := map[string]any{"type": "done", "total_rows": st.durableRows, "last_checkpoint": nullable(st.lastCheckpoint)}
+	b, _ := json.Marshal(done)
+	st.acks.Done(b)
+	return nil
+}
+
+// abandon ends the writer of a failed stream, on a context of its own: the
+// stream's may be canceled already.
+func (st *stream) abandon() {
+	if st.writer == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := st.writer.Close(ctx, false); err != nil {
+		st.log.Warn().Err(err).Msg("closing the writer of a failed stream")
+	}
+	st.writer = nil
+}
+
+func (st *stream) readyMessage() []byte {
+	var writer any
+	if st.desc.WriterID != "" {
+		writer = st.desc.WriterID
+	}
+	b, _ := json.Marshal(map[string]any{
+		"type": "ready", "protocol": ProtocolVersion, "delivery": st.delivery,
+		"writer_id": writer, "last_checkpoint": nil,
+	})
+	return b
+}
+
+// suffix is appended to every error message: what is durable, so a client
+// knows where it stands without another round trip.
+func (st *stream) suffix() string {
+	return fmt.Sprintf(" [durable_checkpoint=%d durable_rows=%d]", st.lastCheckpoint, st.durableRows)
+}
+
+func nullable(n int64) any {
+	if n == 0 {
+		return nil
+	}
+	return n
+}
+
+func msTime(ms int64) time.Time { return time.UnixMilli(ms) }

@@ -1,0 +1,142 @@
+package flightsink_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"go.uber.org/goleak"
+
+	"github.com/flightsink/flightsink/internal/kafkatest"
+)
+
+// TestClientNeverReadsAcks: acks must never stall ingestion. The client
+// sends 1,000 checkpoints without reading a single ack, then reads: the
+// stream completes, acks arrive in order (possibly coalesced), and done is
+// always delivered.
+func TestClientNeverReadsAcks(t *testing.T) {
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 2, nil)
+	rec := simpleBatch(0, 5, -1, 0)
+	defer rec.Release()
+	var steps []step
+	for i := 1; i <= 1000; i++ {
+		steps = append(steps, batchMeta(rec, checkpoint(i)))
+	}
+	res := env.put(t, pathDesc(topic), simpleSchema, steps...)
+	wantOK(t, res)
+	last := res.acks[len(res.acks)-1]
+	if last["type"] != "done" || last["total_rows"] != 5000.0 || last["last_checkpoint"] != 1000.0 {
+		t.Fatalf("last ack %v, want done with 5000 rows and checkpoint 1000", last)
+	}
+	prev, rows := 0.0, 0.0
+	for _, a := range res.acks[1 : len(res.acks)-1] {
+		n := a["checkpoint"].(float64)
+		if a["type"] != "checkpoint" || n <= prev {
+			t.Fatalf("ack %v out of order after checkpoint %v", a, prev)
+		}
+		rows += a["rows"].(float64)
+		if a["total_rows"] != rows {
+			t.Fatalf("ack %v: total_rows is not the sum of rows so far (%v)", a, rows)
+		}
+		prev = n
+	}
+	if prev != 1000 {
+		t.Fatalf("last checkpoint ack is %v, want 1000", prev)
+	}
+	t.Logf("%d checkpoint acks for 1000 checkpoints (older unsent acks were coalesced)", len(res.acks)-2)
+	if got := kafkatest.ReadCommitted(t, env.brokers, topic); len(got) != 5000 {
+		t.Fatalf("topic has %d records, want 5000", len(got))
+	}
+}
+
+// TestClientCancelMidStream: the client cancels after a checkpoint; the
+// server ends the stream, frees it, leaks no goroutine and no Arrow memory,
+// and keeps serving.
+func TestClientCancelMidStream(t *testing.T) {
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	rec := simpleBatch(0, 10, -1, 0)
+	defer rec.Release()
+	// Warm up: the connection's and the shared producer's goroutines exist
+	// before the baseline is taken.
+	wantOK(t, env.put(t, pathDesc(topic), simpleSchema, batch(rec)))
+	baseline := goleak.IgnoreCurrent()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	stream, err := env.client.DoPut(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := flight.NewRecordWriter(stream, ipc.WithSchema(simpleSchema))
+	w.SetFlightDescriptor(pathDesc(topic))
+	if err := w.WriteWithAppMetadata(rec, []byte(checkpoint(1))); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2; i++ { // ready, then checkpoint 1
+		if _, err := stream.Recv(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	cancel()
+	if _, err := stream.Recv(); err == nil || errors.Is(err, io.EOF) {
+		t.Fatalf("Recv after cancel: %v, want a cancellation error", err)
+	}
+
+	deadline := time.Now().Add(20 * time.Second)
+	for env.srv.ActiveStreams() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := env.srv.ActiveStreams(); n != 0 {
+		t.Fatalf("%d streams still open after the client canceled", n)
+	}
+	if !strings.Contains(env.logs(), `"code":"Canceled"`) {
+		t.Errorf("the server did not log the canceled stream; logs:\n%s", env.logs())
+	}
+	goleak.VerifyNone(t, baseline)
+	env.mem.AssertSize(t, 0)
+	wantOK(t, env.put(t, pathDesc(topic), simpleSchema, batch(rec)))
+}
+
+// TestReadWithKcat reads what a stream wrote with kcat, an independent
+// consumer (librdkafka), read_committed.
+func TestReadWithKcat(t *testing.T) {
+	kcat, err := exec.LookPath("kcat")
+	if err != nil {
+		if requireTools() {
+			t.Fatal("kcat is not installed; make test installs it (apt-get install kcat)")
+		}
+		t.Skip("kcat not installed; make test installs it")
+	}
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	rec := simpleBatch(0, 3, -1, 0)
+	defer rec.Release()
+	wantOK(t, env.put(t, cmdDesc(map[string]any{"topic": topic, "key_field": "name"}), simpleSchema, batchMeta(rec, checkpoint(1))))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, kcat, "-C", "-b", strings.Join(env.brokers, ","), "-t", topic,
+		"-o", "beginning", "-e", "-q", "-X", "isolation.level=read_committed", "-f", "%k|%s\n").CombinedOutput()
+	if err != nil {
+		t.Fatalf("kcat: %v\n%s", err, out)
+	}
+	want := `n0|{"id":0,"name":"n0","score":0,"at":"2023-11-14T22:13:20.000000Z"}
+n1|{"id":1,"name":"n1","score":0.3333333333333333,"at":"2023-11-14T22:13:20.000001Z"}
+n2|{"id":2,"name":"n2","score":0.6666666666666666,"at":"2023-11-14T22:13:20.000002Z"}
+`
+	if string(out) != want {
+		t.Fatalf("kcat read:\n%s\nwant:\n%s", out, want)
+	}
+}

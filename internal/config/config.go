@@ -1,0 +1,159 @@
+// Package config loads flightsink's configuration: defaults, then a YAML
+// file, then FLIGHTSINK_* environment variables (for containers); the binary
+// applies its flags last and validates the result.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+
+	"github.com/flightsink/flightsink/flightsink"
+	"github.com/flightsink/flightsink/kafka"
+)
+
+// Config is the whole configuration, one section per package.
+type Config struct {
+	Flight flightsink.Config `yaml:"flight"`
+	Kafka  kafka.Config      `yaml:"kafka"`
+	Log    Log               `yaml:"log"`
+}
+
+// Log configures the structured logs.
+type Log struct {
+	// Level is one of trace, debug, info, warn, error.
+	Level string `yaml:"level"`
+	// Format is json (one object a line, for log shippers) or console.
+	Format string `yaml:"format"`
+}
+
+// Default returns every setting at its documented default.
+func Default() Config {
+	return Config{Flight: flightsink.DefaultConfig(), Kafka: kafka.DefaultConfig(), Log: Log{Level: "info", Format: "json"}}
+}
+
+// Validate checks every section and names the setting at fault.
+func (c *Config) Validate() error {
+	if err := c.Flight.Validate(); err != nil {
+		return err
+	}
+	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	switch c.Log.Level {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("log.level: %q is not one of trace, debug, info, warn, error", c.Log.Level)
+	}
+	switch c.Log.Format {
+	case "json", "console":
+	default:
+		return fmt.Errorf("log.format: %q is not one of json, console", c.Log.Format)
+	}
+	return nil
+}
+
+// Load reads path over the defaults (a missing file is an error; pass "" for
+// defaults only), then applies environment overrides from environ
+// (os.Environ() in the binary).
+func Load(path string, environ []string) (Config, error) {
+	cfg := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return cfg, fmt.Errorf("reading config: %w", err)
+		}
+		dec := yaml.NewDecoder(bytes.NewReader(b))
+		dec.KnownFields(true)
+		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&cfg, environ); err != nil {
+		return cfg, err
+	}
+	return cfg, nil
+}
+
+// EnvName is the environment variable that overrides a setting, e.g.
+// kafka.brokers → FLIGHTSINK_KAFKA_BROKERS.
+func EnvName(section, key string) string {
+	return "FLIGHTSINK_" + strings.ToUpper(section) + "_" + strings.ToUpper(key)
+}
+
+// applyEnv sets every field that has a FLIGHTSINK_<SECTION>_<KEY> variable.
+// Lists are comma separated; durations use Go syntax (5ms, 30s).
+func applyEnv(cfg *Config, environ []string) error {
+	env := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "FLIGHTSINK_") {
+			env[k] = v
+		}
+	}
+	root := reflect.ValueOf(cfg).Elem()
+	for i := 0; i < root.NumField(); i++ {
+		section := root.Type().Field(i).Tag.Get("yaml")
+		sv := root.Field(i)
+		for j := 0; j < sv.NumField(); j++ {
+			key := sv.Type().Field(j).Tag.Get("yaml")
+			name := EnvName(section, key)
+			val, ok := env[name]
+			if !ok {
+				continue
+			}
+			if err := setValue(sv.Field(j), val); err != nil {
+				return fmt.Errorf("%s (%s.%s): %w", name, section, key, err)
+			}
+		}
+	}
+	return nil
+}
+
+var durationType = reflect.TypeOf(time.Duration(0))
+
+// setValue parses s into a field of a config section.
+func setValue(f reflect.Value, s string) error {
+	if f.Type() == durationType {
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return err
+		}
+		f.SetInt(int64(d))
+		return nil
+	}
+	switch f.Kind() {
+	case reflect.String:
+		f.SetString(s)
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		f.SetBool(b)
+	case reflect.Int, reflect.Int32, reflect.Int64:
+		n, err := strconv.ParseInt(s, 10, f.Type().Bits())
+		if err != nil {
+			return err
+		}
+		f.SetInt(n)
+	case reflect.Slice:
+		var parts []string
+		for _, p := range strings.Split(s, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				parts = append(parts, p)
+			}
+		}
+		f.Set(reflect.ValueOf(parts))
+	default:
+		return fmt.Errorf("unsupported setting type %v", f.Type())
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+// Package kafkatest finds a Kafka broker for tests and reads back what
+// landed. In order: FLIGHTSINK_TEST_BROKERS (make test starts a real Apache
+// Kafka broker and sets it), a Kafka container through dockertest when a
+// Docker daemon answers, else an in-process kfake cluster. Each test logs
+// which one it got, so a run says what it proved.
+package kafkatest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Kind says which broker a test runs against.
+type Kind string
+
+// The kinds of broker Brokers can return.
+const (
+	RealKafka Kind = "real Apache Kafka (FLIGHTSINK_TEST_BROKERS)"
+	Docker    Kind = "Apache Kafka container (dockertest)"
+	KFake     Kind = "in-process kfake (no real broker: set FLIGHTSINK_TEST_BROKERS or run make test)"
+)
+
+var (
+	once    sync.Once
+	brokers []string
+	kind    Kind
+	initErr error
+)
+
+// Brokers returns the seed brokers of the test cluster, shared by the whole
+// test binary, and logs which kind of broker it is.
+func Brokers(t testing.TB) ([]string, Kind) {
+	t.Helper()
+	once.Do(func() {
+		if env := os.Getenv("FLIGHTSINK_TEST_BROKERS"); env != "" {
+			brokers, kind = strings.Split(env, ","), RealKafka
+			return
+		}
+		if b, ok := dockerKafka(); ok {
+			brokers, kind = b, Docker
+			return
+		}
+		var c *kfake.Cluster
+		c, initErr = kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(3))
+		if initErr == nil {
+			brokers, kind = c.ListenAddrs(), KFake
+		}
+	})
+	if initErr != nil {
+		t.Fatalf("starting a test broker: %v", initErr)
+	}
+	t.Logf("kafka under test: %s at %v", kind, brokers)
+	return brokers, kind
+}
+
+// IsReal reports whether tests run against real Apache Kafka.
+func IsReal(k Kind) bool { return k == RealKafka || k == Docker }
+
+// Client returns a kgo client for the test cluster, closed at test end.
+func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// TopicName makes a topic name unique to this test run.
+func TopicName(t testing.TB) string {
+	name := strings.NewReplacer("/", "_", " ", "_", "#", "_").Replace(t.Name())
+	return fmt.Sprintf("%s-%d", name, time.Now().UnixNano()%1_000_000_000)
+}
+
+// CreateTopic creates a topic with the given partitions and topic configs,
+// and deletes it when the test ends.
+func CreateTopic(t testing.TB, brokers []string, topic string, partitions int32, configs map[string]*string) {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, brokers))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	resp, err := adm.CreateTopic(ctx, partitions, 1, configs, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		t.Fatalf("creating topic %s: %v", topic, err)
+	}
+	// Wait until metadata shows every partition with a leader.
+	for ctx.Err() == nil {
+		md, err := adm.ListTopics(ctx, topic)
+		if err == nil && md[topic].Err == nil && len(md[topic].Partitions) == int(partitions) {
+			ready := true
+			for _, p := range md[topic].Partitions {
+				ready = ready && p.Leader >= 0
+			}
+			if ready {
+				break
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		adm.DeleteTopics(ctx, topic)
+	})
+}
+
+// TopicExists reports whether the cluster has the topic.
+func TopicExists(t testing.TB, brokers []string, topic string) bool {
+	t.Helper()
+	adm := kadm.NewClient(Client(t, brokers))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	md, err := adm.ListTopics(ctx)
+	if err != nil {
+		t.Fatalf("listing topics: %v", err)
+	}
+	return md.Has(topic)
+}
+
+// ReadCommitted consumes the whole topic as a read_committed consumer: every
+// record below the last stable offset of every partition.
+func ReadCommitted(t testing.TB, brokers []string, topic string) []*kgo.Record {
+	return read(t, brokers, topic, kgo.ReadCommitted())
+}
+
+// ReadUncommitted consumes the whole topic as a read_uncommitted consumer,
+// up to the high watermark: it shows aborted and open transactions' records.
+func ReadUncommitted(t testing.TB, brokers []string, topic string) []*kgo.Record {
+	return read(t, brokers, topic, kgo.ReadUncommitted())
+}
+
+func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(Client(t, brokers))
+	var ends kadm.ListedOffsets
+	var err error
+	if iso == kgo.ReadCommitted() {
+		ends, err = adm.ListCommittedOffsets(ctx, topic)
+	} else {
+		ends, err = adm.ListEndOffsets(ctx, topic)
+	}
+	if err != nil || ends.Error() != nil {
+		t.Fatalf("listing end offsets of %s: %v %v", topic, err, ends.Error())
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if ctx.Err() != nil {
+			t.Fatalf("reading %s: timed out with partitions %v not read to their end", topic, want)
+		}
+		fs.EachError(func(tp string, p int32, err error) { t.Fatalf("fetching %s[%d]: %v", tp, p, err) })
+		fs.EachRecord(func(r *kgo.Record) {
+			// Control records (transaction markers) take offsets too; they
+			// tell where the consumer is but are not data.
+			if !r.Attrs.IsControl() {
+				out = append(out, r)
+			}
+			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
+				delete(want, r.Partition)
+			}
+		})
+	}
+	return out
+}

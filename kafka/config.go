@@ -1,0 +1,127 @@
+// Package kafka is flightsink's side of Kafka: the producers that streams
+// write through (a shared idempotent one for at-least-once, one
+// transactional producer per stream for exactly-once), topic look-ups, and the
+// mapping of Kafka errors to the typed errors the Flight service reports.
+package kafka
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config is the Kafka side of flightsink's configuration. The zero value is
+// not usable; start from DefaultConfig.
+type Config struct {
+	// Brokers are the seed brokers, host:port.
+	Brokers []string `yaml:"brokers"`
+	// ClientID is sent to Kafka with every request (broker logs, quotas).
+	ClientID string `yaml:"client_id"`
+	// Linger is how long a producer waits to fill a batch before sending it.
+	Linger time.Duration `yaml:"linger"`
+	// BatchMaxBytes caps one producer batch; it is further capped per topic
+	// by the topic's max.message.bytes, read when a stream opens.
+	BatchMaxBytes int32 `yaml:"batch_max_bytes"`
+	// Compression is the producer batch compression: none, gzip, snappy, lz4 or zstd.
+	Compression string `yaml:"compression"`
+	// MaxBufferedBytes bounds what one producer holds unacknowledged; when it
+	// is reached, writing blocks, which back-pressures the Flight stream.
+	MaxBufferedBytes int `yaml:"max_buffered_bytes"`
+	// ProduceTimeout is how long a record may wait for Kafka before the
+	// stream fails with Unavailable (also the bound for topic look-ups).
+	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	// CreateTopics creates a missing topic with the broker's default partition
+	// count and replication factor instead of failing with NotFound.
+	CreateTopics bool `yaml:"create_topics"`
+	// TransactionalIDPrefix starts every transactional.id flightsink uses.
+	TransactionalIDPrefix string `yaml:"transactional_id_prefix"`
+	// Replica names this server instance inside the transactional-id pool.
+	// It must be unique among live replicas and stable across restarts (a
+	// StatefulSet ordinal, a host name): two live servers with one replica
+	// name abort each other's transactions.
+	Replica string `yaml:"replica"`
+	// TransactionTimeout is the Kafka transaction timeout; checkpoints must
+	// come more often than this.
+	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+}
+
+// DefaultConfig returns the documented defaults (see config.yaml).
+func DefaultConfig() Config {
+	return Config{
+		Brokers:               []string{"127.0.0.1:9092"},
+		ClientID:              "flightsink",
+		Linger:                5 * time.Millisecond,
+		BatchMaxBytes:         1_000_000,
+		Compression:           "lz4",
+		MaxBufferedBytes:      64 << 20,
+		ProduceTimeout:        30 * time.Second,
+		CreateTopics:          false,
+		TransactionalIDPrefix: "flightsink",
+		Replica:               "0",
+		TransactionTimeout:    60 * time.Second,
+	}
+}
+
+// Validate checks every setting and names the one at fault.
+func (c *Config) Validate() error {
+	if len(c.Brokers) == 0 {
+		return fmt.Errorf("kafka.brokers: at least one broker is required")
+	}
+	for _, b := range c.Brokers {
+		if !strings.Contains(b, ":") {
+			return fmt.Errorf("kafka.brokers: %q must be host:port", b)
+		}
+	}
+	if c.Linger < 0 {
+		return fmt.Errorf("kafka.linger: %v must not be negative", c.Linger)
+	}
+	if c.BatchMaxBytes < 1024 || c.BatchMaxBytes > 1<<30 {
+		return fmt.Errorf("kafka.batch_max_bytes: %d must be between 1024 and 1073741824", c.BatchMaxBytes)
+	}
+	if _, err := c.compression(); err != nil {
+		return err
+	}
+	if c.MaxBufferedBytes < int(c.BatchMaxBytes) {
+		return fmt.Errorf("kafka.max_buffered_bytes: %d must be at least kafka.batch_max_bytes (%d)", c.MaxBufferedBytes, c.BatchMaxBytes)
+	}
+	if c.ProduceTimeout < time.Second {
+		return fmt.Errorf("kafka.produce_timeout: %v must be at least 1s", c.ProduceTimeout)
+	}
+	if c.TransactionalIDPrefix == "" || !validIDPart(c.TransactionalIDPrefix) {
+		return fmt.Errorf("kafka.transactional_id_prefix: %q must be non-empty [A-Za-z0-9._-]", c.TransactionalIDPrefix)
+	}
+	if c.Replica == "" || !validIDPart(c.Replica) {
+		return fmt.Errorf("kafka.replica: %q must be non-empty [A-Za-z0-9._-], unique and stable per server instance", c.Replica)
+	}
+	if c.TransactionTimeout < time.Second {
+		return fmt.Errorf("kafka.transaction_timeout: %v must be at least 1s", c.TransactionTimeout)
+	}
+	return nil
+}
+
+func validIDPart(s string) bool {
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Config) compression() (kgo.CompressionCodec, error) {
+	switch c.Compression {
+	case "none", "":
+		return kgo.NoCompression(), nil
+	case "gzip":
+		return kgo.GzipCompression(), nil
+	case "snappy":
+		return kgo.SnappyCompression(), nil
+	case "lz4":
+		return kgo.Lz4Compression(), nil
+	case "zstd":
+		return kgo.ZstdCompression(), nil
+	}
+	return kgo.CompressionCodec{}, fmt.Errorf("kafka.compression: %q is not one of none, gzip, snappy, lz4, zstd", c.Compression)
+}

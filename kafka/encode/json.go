@@ -1,0 +1,254 @@
+package encode
+
+import (
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow"
+)
+
+// JSON encodes rows of record batches that share one schema as JSON
+// objects, one object per row, columns in schema order.
+//
+// Build it once per stream with NewJSON, call Bind for every batch and then
+// AppendRow for each of the batch's rows.
+type JSON struct {
+	schema *arrow.Schema
+	cols   []column
+}
+
+// column is one top-level column: its precomputed key prefix (`{"id":` for
+// the first column, `,"name":` for the others) and its value encoder.
+type column struct {
+	prefix []byte
+	enc    valueEncoder
+}
+
+// valueEncoder appends the JSON text of one element of the array it was
+// last bound to. Implementations are built for one Arrow type; bind must be
+// called with an array of exactly that type.
+type valueEncoder interface {
+	// bind points the encoder at arr's buffers, once per batch.
+	bind(arr arrow.Array)
+	// appendValue appends element i of the bound array, writing null for
+	// null elements.
+	appendValue(dst []byte, i int) []byte
+}
+
+// NewJSON builds a row encoder for schema. It returns a *FieldError naming
+// the first column (dotted path for nested fields) whose type cannot be
+// encoded, so that a stream can be rejected before any row is written.
+func NewJSON(schema *arrow.Schema) (*JSON, error) {
+	e := &JSON{schema: schema, cols: make([]column, schema.NumFields())}
+	for i, f := range schema.Fields() {
+		enc, err := newValueEncoder(f.Type, f.Name)
+		if err != nil {
+			return nil, err
+		}
+		sep := byte(',')
+		if i == 0 {
+			sep = '{'
+		}
+		prefix := appendString(append([]byte(nil), sep), f.Name)
+		e.cols[i] = column{prefix: append(prefix, ':'), enc: enc}
+	}
+	return e, nil
+}
+
+// Bind points the encoder at the columns of rec, whose schema must equal
+// the one given to NewJSON. It does not retain rec: the caller keeps rec
+// alive (and unreleased) while calling AppendRow for its rows.
+func (e *JSON) Bind(rec arrow.RecordBatch) error {
+	if err := checkSchema(e.schema, rec.Schema()); err != nil {
+		return err
+	}
+	for i := range e.cols {
+		e.cols[i].enc.bind(rec.Column(i))
+	}
+	return nil
+}
+
+// AppendRow appends row of the bound batch to dst as one JSON object and
+// returns the extended slice. It does not allocate when dst has room.
+func (e *JSON) AppendRow(dst []byte, row int) []byte {
+	if len(e.cols) == 0 {
+		return append(dst, '{', '}')
+	}
+	for i := range e.cols {
+		c := &e.cols[i]
+		dst = append(dst, c.prefix...)
+		dst = c.enc.appendValue(dst, row)
+	}
+	return append(dst, '}')
+}
+
+// checkSchema reports how got differs from want, or nil when they are equal.
+func checkSchema(want, got *arrow.Schema) error {
+	if got == want || got.Equal(want) {
+		return nil
+	}
+	if got.NumFields() != want.NumFields() {
+		return fmt.Errorf("encode: batch has %d columns, stream schema has %d", got.NumFields(), want.NumFields())
+	}
+	for i, w := range want.Fields() {
+		if g := got.Field(i); !g.Equal(w) {
+			return fmt.Errorf("encode: batch column %d is %s, stream schema has %s", i, g, w)
+		}
+	}
+	return fmt.Errorf("encode: batch schema does not match stream schema")
+}
+
+// lookupColumn returns the index of the column called name, or a
+// *FieldError listing the available columns.
+func lookupColumn(schema *arrow.Schema, name string) (int, error) {
+	if idx := schema.FieldIndices(name); len(idx) > 0 {
+		return idx[0], nil
+	}
+	var names []byte
+	for i, f := range schema.Fields() {
+		if i > 0 {
+			names = append(names, ", "...)
+		}
+		names = append(names, f.Name...)
+	}
+	return 0, &FieldError{Field: name, Reason: fmt.Sprintf("no such column (columns: %s)", names)}
+}
+
+// validity is the null bitmap of a bound array.
+type validity struct {
+	bits []byte // nil when the array has no nulls
+	off  int    // the array's offset into bits
+}
+
+func (v *validity) set(arr arrow.Array) {
+	v.bits, v.off = nil, 0
+	if arr.NullN() > 0 {
+		v.bits, v.off = arr.NullBitmapBytes(), arr.Data().Offset()
+	}
+}
+
+func (v *validity) null(i int) bool {
+	if v.bits == nil {
+		return false
+	}
+	j := i + v.off
+	return v.bits[j>>3]&(1<<(j&7)) == 0
+}
+
+// bufBytes returns the bytes of buffer i of arr, or nil when it is absent
+// (as it may be for empty arrays).
+func bufBytes(arr arrow.Array, i int) []byte {
+	bufs := arr.Data().Buffers()
+	if i >= len(bufs) || bufs[i] == nil {
+		return nil
+	}
+	return bufs[i].Bytes()
+}
+
+// values returns the offset-adjusted values buffer (buffer 1) of a
+// fixed-width array, or nil for an empty array.
+func values[T arrow.FixedWidthType](arr arrow.Array) []T {
+	return valuesOf[T](arr.Data(), 1)
+}
+
+func valuesOf[T arrow.FixedWidthType](data arrow.ArrayData, i int) []T {
+	if data.Len() == 0 {
+		return nil
+	}
+	return arrow.GetValues[T](data, i)
+}
+
+// offsets returns the offset-adjusted offsets buffer (len+1 entries) of a
+// variable-length array, or nil for an empty array.
+func offsets[O int32 | int64](arr arrow.Array) []O {
+	data := arr.Data()
+	if data.Len() == 0 {
+		return nil
+	}
+	return arrow.GetOffsets[O](data, 1)
+}
+
+// newValueEncoder builds the encoder for values of type dt found at path
+// (used in errors).
+func newValueEncoder(dt arrow.DataType, path string) (valueEncoder, error) {
+	switch dt := dt.(type) {
+	case *arrow.NullType:
+		return nullEncoder{}, nil
+	case *arrow.BooleanType:
+		return &boolEncoder{}, nil
+	case *arrow.Int8Type:
+		return &intEncoder[int8]{}, nil
+	case *arrow.Int16Type:
+		return &intEncoder[int16]{}, nil
+	case *arrow.Int32Type:
+		return &intEncoder[int32]{}, nil
+	case *arrow.Int64Type:
+		return &intEncoder[int64]{}, nil
+	case *arrow.Uint8Type:
+		return &uintEncoder[uint8]{}, nil
+	case *arrow.Uint16Type:
+		return &uintEncoder[uint16]{}, nil
+	case *arrow.Uint32Type:
+		return &uintEncoder[uint32]{}, nil
+	case *arrow.Uint64Type:
+		return &uintEncoder[uint64]{}, nil
+	case *arrow.Float16Type:
+		return &float16Encoder{}, nil
+	case *arrow.Float32Type:
+		return &float32Encoder{}, nil
+	case *arrow.Float64Type:
+		return &float64Encoder{}, nil
+	case *arrow.Decimal32Type:
+		return &smallDecimalEncoder[int32]{scale: dt.Scale}, nil
+	case *arrow.Decimal64Type:
+		return &smallDecimalEncoder[int64]{scale: dt.Scale}, nil
+	case *arrow.Decimal128Type:
+		return &decimal128Encoder{scale: dt.Scale}, nil
+	case *arrow.Decimal256Type:
+		return &decimal256Encoder{scale: dt.Scale}, nil
+	case *arrow.StringType:
+		return &stringEncoder[int32]{}, nil
+	case *arrow.LargeStringType:
+		return &stringEncoder[int64]{}, nil
+	case *arrow.StringViewType:
+		return &stringViewEncoder{}, nil
+	case *arrow.BinaryType:
+		return &binaryEncoder[int32]{}, nil
+	case *arrow.LargeBinaryType:
+		return &binaryEncoder[int64]{}, nil
+	case *arrow.FixedSizeBinaryType:
+		return &fixedSizeBinaryEncoder{width: dt.ByteWidth}, nil
+	case *arrow.BinaryViewType:
+		return &binaryViewEncoder{}, nil
+	case *arrow.Date32Type:
+		return &date32Encoder{}, nil
+	case *arrow.Date64Type:
+		return &date64Encoder{}, nil
+	case *arrow.Time32Type:
+		return newTimeOfDayEncoder[int32](dt.Unit), nil
+	case *arrow.Time64Type:
+		return newTimeOfDayEncoder[int64](dt.Unit), nil
+	case *arrow.TimestampType:
+		return newTimestampEncoder(dt.Unit), nil
+	case *arrow.DurationType:
+		return &intEncoder[int64]{}, nil
+	case *arrow.ListType:
+		return newListEncoder[int32](dt.ElemField(), path)
+	case *arrow.LargeListType:
+		return newListEncoder[int64](dt.ElemField(), path)
+	case *arrow.ListViewType:
+		return newListViewEncoder[int32](dt.ElemField(), path)
+	case *arrow.LargeListViewType:
+		return newListViewEncoder[int64](dt.ElemField(), path)
+	case *arrow.FixedSizeListType:
+		return newFixedSizeListEncoder(dt, path)
+	case *arrow.StructType:
+		return newStructEncoder(dt, path)
+	case *arrow.MapType:
+		return newMapEncoder(dt, path)
+	case *arrow.DictionaryType:
+		return newDictionaryEncoder(dt, path)
+	case *arrow.RunEndEncodedType:
+		return newRunEndEncoder(dt, path)
+	}
+	return nil, unsupported(path, dt)
+}

@@ -1,0 +1,140 @@
+package encode
+
+import (
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+)
+
+// indexType lists the integer types Arrow allows as dictionary indices.
+type indexType interface {
+	int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64
+}
+
+func newDictionaryEncoder(dt *arrow.DictionaryType, path string) (valueEncoder, error) {
+	vals, err := newValueEncoder(dt.ValueType, path)
+	if err != nil {
+		return nil, err
+	}
+	switch dt.IndexType.ID() {
+	case arrow.INT8:
+		return &dictionaryEncoder[int8]{vals: vals}, nil
+	case arrow.INT16:
+		return &dictionaryEncoder[int16]{vals: vals}, nil
+	case arrow.INT32:
+		return &dictionaryEncoder[int32]{vals: vals}, nil
+	case arrow.INT64:
+		return &dictionaryEncoder[int64]{vals: vals}, nil
+	case arrow.UINT8:
+		return &dictionaryEncoder[uint8]{vals: vals}, nil
+	case arrow.UINT16:
+		return &dictionaryEncoder[uint16]{vals: vals}, nil
+	case arrow.UINT32:
+		return &dictionaryEncoder[uint32]{vals: vals}, nil
+	case arrow.UINT64:
+		return &dictionaryEncoder[uint64]{vals: vals}, nil
+	}
+	return nil, unsupported(path, dt)
+}
+
+// dictionaryEncoder encodes dictionary-encoded values as the values they
+// stand for. When the dictionary is no longer than the batch, each entry is
+// encoded once per batch and rows copy the encoded bytes.
+type dictionaryEncoder[I indexType] struct {
+	validity
+	idx  []I
+	vals valueEncoder
+
+	cached   bool
+	rendered []byte // encoded dictionary entries, back to back
+	starts   []int  // entry k is rendered[starts[k]:starts[k+1]]
+}
+
+func (e *dictionaryEncoder[I]) bind(arr arrow.Array) {
+	e.set(arr)
+	e.idx = values[I](arr)
+	e.cached = false
+	if arr.Len() == 0 {
+		return // an empty array may have no dictionary at all
+	}
+	dict := arr.(*array.Dictionary).Dictionary()
+	e.vals.bind(dict)
+	if n := dict.Len(); n <= arr.Len() {
+		e.rendered, e.starts = e.rendered[:0], append(e.starts[:0], 0)
+		for k := range n {
+			e.rendered = e.vals.appendValue(e.rendered, k)
+			e.starts = append(e.starts, len(e.rendered))
+		}
+		e.cached = true
+	}
+}
+
+func (e *dictionaryEncoder[I]) appendValue(dst []byte, i int) []byte {
+	if e.null(i) {
+		return append(dst, "null"...)
+	}
+	k := int(e.idx[i])
+	if e.cached {
+		return append(dst, e.rendered[e.starts[k]:e.starts[k+1]]...)
+	}
+	return e.vals.appendValue(dst, k)
+}
+
+func newRunEndEncoder(dt *arrow.RunEndEncodedType, path string) (valueEncoder, error) {
+	vals, err := newValueEncoder(dt.Encoded(), path)
+	if err != nil {
+		return nil, err
+	}
+	switch dt.RunEnds().ID() {
+	case arrow.INT16:
+		return &runEndEncoder[int16]{vals: vals}, nil
+	case arrow.INT32:
+		return &runEndEncoder[int32]{vals: vals}, nil
+	case arrow.INT64:
+		return &runEndEncoder[int64]{vals: vals}, nil
+	}
+	return nil, unsupported(path, dt)
+}
+
+// runEndEncoder encodes run-end-encoded values as the values they stand
+// for. Rows are usually read in order, so it remembers the last run found
+// and only binary-searches the run ends when a row falls outside it.
+type runEndEncoder[R int16 | int32 | int64] struct {
+	ends []R // logical end (exclusive) of each run
+	off  int // the array's logical offset
+	vals valueEncoder
+
+	run              int // physical index of the last run found
+	runStart, runEnd int // its logical range [runStart, runEnd)
+}
+
+func (e *runEndEncoder[R]) bind(arr arrow.Array) {
+	r := arr.(*array.RunEndEncoded)
+	e.ends = values[R](r.RunEndsArr())
+	e.off = arr.Data().Offset()
+	e.vals.bind(r.Values())
+	e.run, e.runStart, e.runEnd = 0, 0, 0
+}
+
+func (e *runEndEncoder[R]) appendValue(dst []byte, i int) []byte {
+	if l := i + e.off; l < e.runStart || l >= e.runEnd {
+		e.seek(l)
+	}
+	return e.vals.appendValue(dst, e.run)
+}
+
+// seek finds the run holding logical position l.
+func (e *runEndEncoder[R]) seek(l int) {
+	lo, hi := 0, len(e.ends)
+	for lo < hi {
+		mid := int(uint(lo+hi) >> 1)
+		if int(e.ends[mid]) > l {
+			hi = mid
+		} else {
+			lo = mid + 1
+		}
+	}
+	e.run, e.runStart, e.runEnd = lo, 0, int(e.ends[lo])
+	if lo > 0 {
+		e.runStart = int(e.ends[lo-1])
+	}
+}

@@ -1,0 +1,194 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/rs/zerolog"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Sink owns flightsink's connections to one Kafka cluster: the shared
+// idempotent producer of at-least-once streams and an admin client for topic
+// look-ups. It is safe for concurrent use by many streams.
+type Sink struct {
+	cfg    Config
+	log    zerolog.Logger
+	shared *kgo.Client
+	admin  *kadm.Client
+	adminc *kgo.Client
+	bg     context.Context // lives as long as the sink: the context of shared-producer records
+	stop   context.CancelFunc
+
+	mu     sync.Mutex
+	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
+}
+
+// TopicInfo is what a stream needs to know about its topic.
+type TopicInfo struct {
+	Topic      string
+	Partitions int
+	// MaxMessageBytes is the topic's max.message.bytes: the largest record
+	// batch the broker accepts for it. Rows whose record would exceed it are
+	// rejected before they are produced.
+	MaxMessageBytes int32
+}
+
+// NewSink connects to the cluster in cfg. Extra kgo options (tests, TLS)
+// are appended to every client it makes.
+func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}}
+	s.bg, s.stop = context.WithCancel(context.Background())
+	var err error
+	s.adminc, err = kgo.NewClient(s.baseOpts(extra)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka admin client: %w", err)
+	}
+	s.admin = kadm.NewClient(s.adminc)
+	s.shared, err = kgo.NewClient(append(s.producerOpts(extra), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+	if err != nil {
+		s.stop()
+		s.adminc.Close()
+		return nil, fmt.Errorf("kafka producer: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Sink) baseOpts(extra []kgo.Opt) []kgo.Opt {
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(s.cfg.Brokers...),
+		kgo.ClientID(s.cfg.ClientID),
+		kgo.WithLogger(kzeroLogger{s.log}),
+	}
+	return append(opts, extra...)
+}
+
+// producerOpts are the options every producer shares: batching,
+// compression and the per-topic batch cap. Buffering limits and timeouts
+// are each writer's own (see inflight): kgo's record timeout counts from the
+// record's timestamp, which comes from client data, and kgo's buffer limit
+// would block one stream on another's records.
+func (s *Sink) producerOpts(extra []kgo.Opt) []kgo.Opt {
+	codec, _ := s.cfg.compression()
+	return append(s.baseOpts(extra),
+		kgo.ProducerLinger(s.cfg.Linger),
+		kgo.ProducerBatchCompression(codec),
+		kgo.MaxBufferedRecords(1<<30),
+		kgo.ProducerBatchMaxBytesFn(s.batchMaxBytes),
+	)
+}
+
+// batchMaxBytes keeps producer batches under the topic's max.message.bytes,
+// so one large row never fails a whole batch of valid ones.
+func (s *Sink) batchMaxBytes(topic string) int32 {
+	max := s.cfg.BatchMaxBytes
+	s.mu.Lock()
+	limit, ok := s.limits[topic]
+	s.mu.Unlock()
+	if ok && limit < max {
+		max = limit
+	}
+	if max < 512 {
+		max = 512
+	}
+	return max
+}
+
+// Close closes every client the sink made.
+func (s *Sink) Close() {
+	s.stop()
+	s.shared.Close()
+	s.adminc.Close()
+}
+
+// Ping checks that the cluster answers within kafka.produce_timeout.
+func (s *Sink) Ping(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	defer cancel()
+	if _, err := s.admin.BrokerMetadata(ctx); err != nil {
+		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %v",
+			ErrUnavailable, s.cfg.Brokers, s.cfg.ProduceTimeout, err)
+	}
+	return nil
+}
+
+// Topic looks the topic up (creating it when kafka.create_topics is on) and
+// reads its max.message.bytes. Errors wrap ErrTopicMissing or ErrUnavailable.
+func (s *Sink) Topic(ctx context.Context, topic string) (TopicInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	defer cancel()
+	info, err := s.describe(ctx, topic)
+	if errors.Is(err, ErrTopicMissing) && s.cfg.CreateTopics {
+		resp, cerr := s.admin.CreateTopic(ctx, -1, -1, nil, topic)
+		if cerr == nil {
+			cerr = resp.Err
+		}
+		if cerr != nil && !errors.Is(cerr, kerr.TopicAlreadyExists) {
+			return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("creating topic %q (kafka.create_topics is on): %w", topic, cerr))
+		}
+		s.log.Info().Str("topic", topic).Msg("created topic (kafka.create_topics is on)")
+		info, err = s.describeRetry(ctx, topic)
+	}
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	s.mu.Lock()
+	s.limits[topic] = info.MaxMessageBytes
+	s.mu.Unlock()
+	return info, nil
+}
+
+// describeRetry waits for a just-created topic to show up in metadata.
+func (s *Sink) describeRetry(ctx context.Context, topic string) (TopicInfo, error) {
+	for {
+		info, err := s.describe(ctx, topic)
+		if !errors.Is(err, ErrTopicMissing) || ctx.Err() != nil {
+			return info, err
+		}
+	}
+}
+
+func (s *Sink) describe(ctx context.Context, topic string) (TopicInfo, error) {
+	topics, err := s.admin.ListTopics(ctx, topic)
+	if err != nil {
+		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("looking up topic %q: %w", topic, err))
+	}
+	d, ok := topics[topic]
+	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+		return TopicInfo{}, fmt.Errorf("%w: topic %q does not exist; create it first, or set kafka.create_topics: true", ErrTopicMissing, topic)
+	}
+	if d.Err != nil {
+		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("looking up topic %q: %w", topic, d.Err))
+	}
+	info := TopicInfo{Topic: topic, Partitions: len(d.Partitions), MaxMessageBytes: 1048588}
+	rcs, err := s.admin.DescribeTopicConfigs(ctx, topic)
+	if err != nil {
+		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("reading config of topic %q: %w", topic, err))
+	}
+	for _, rc := range rcs {
+		for _, c := range rc.Configs {
+			if c.Key == "max.message.bytes" && c.Value != nil {
+				if v, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && v > 0 {
+					info.MaxMessageBytes = int32(v)
+				}
+			}
+		}
+	}
+	return info, nil
+}
+
+// unavailable marks an error as ErrUnavailable when the deadline passed.
+func (s *Sink) unavailable(ctx context.Context, err error) error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return fmt.Errorf("%w: %v (no answer within kafka.produce_timeout=%v)", ErrUnavailable, err, s.cfg.ProduceTimeout)
+	}
+	return err
+}

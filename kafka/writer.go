@@ -1,0 +1,161 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Writer is how one stream hands its records to Kafka. A Writer is used by
+// one goroutine (the stream's read loop); produce callbacks only record
+// errors and counts.
+type Writer interface {
+	// Produce hands one record to the producer. It blocks while this writer
+	// has kafka.max_buffered_bytes unacknowledged, which back-pressures the
+	// Flight stream. The record and the bytes it points to must not change
+	// until the record is acknowledged (the next Checkpoint or Close). It
+	// returns the first error of any earlier record of this writer.
+	Produce(ctx context.Context, r *kgo.Record) error
+	// Checkpoint makes every record produced so far durable: at-least-once
+	// waits for this writer's own records to be acknowledged (not for other
+	// streams' records); exactly-once commits the open transaction.
+	Checkpoint(ctx context.Context) error
+	// Close ends the writer. With commit, it first makes the tail durable as
+	// Checkpoint does; without, an exactly-once writer aborts its open
+	// transaction (an at-least-once writer cannot take back what it sent).
+	// Close always releases what the writer holds.
+	Close(ctx context.Context, commit bool) error
+}
+
+// inflight tracks one writer's unacknowledged records. kgo's own record
+// timeout cannot bound the wait: it measures from each record's timestamp,
+// which flightsink takes from the client's data. So waits are bounded here:
+// when Kafka acknowledges nothing for kafka.produce_timeout, the writer
+// fails with ErrUnavailable.
+type inflight struct {
+	maxBytes int
+	timeout  time.Duration
+
+	mu      sync.Mutex
+	records int
+	bytes   int
+	err     error
+	wake    chan struct{} // closed at the next completion; nil when nobody waits
+}
+
+func recordSize(r *kgo.Record) int { return len(r.Key) + len(r.Value) + 64 }
+
+// add counts a record about to be produced.
+func (f *inflight) add(r *kgo.Record) {
+	f.mu.Lock()
+	f.records++
+	f.bytes += recordSize(r)
+	f.mu.Unlock()
+}
+
+// done is the produce promise: it only counts and keeps the first error.
+func (f *inflight) done(r *kgo.Record, err error) {
+	f.mu.Lock()
+	f.records--
+	f.bytes -= recordSize(r)
+	if err != nil && f.err == nil {
+		f.err = mapProduceError(err)
+	}
+	if f.wake != nil {
+		close(f.wake)
+		f.wake = nil
+	}
+	f.mu.Unlock()
+}
+
+// firstErr returns the first failure of any record so far.
+func (f *inflight) firstErr() error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.err
+}
+
+// waitUntil blocks until ok() holds (checked under the lock), a record
+// failed, ctx ends, or Kafka acknowledged nothing for the timeout.
+func (f *inflight) waitUntil(ctx context.Context, what string, ok func() bool) error {
+	timer := time.NewTimer(f.timeout)
+	defer timer.Stop()
+	for {
+		f.mu.Lock()
+		if f.err != nil || ok() {
+			err := f.err
+			f.mu.Unlock()
+			return err
+		}
+		if f.wake == nil {
+			f.wake = make(chan struct{})
+		}
+		wake := f.wake
+		pending := f.records
+		f.mu.Unlock()
+		select {
+		case <-wake:
+			if !timer.Stop() {
+				<-timer.C
+			}
+			timer.Reset(f.timeout)
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, context.Cause(ctx))
+		case <-timer.C:
+			return fmt.Errorf("%w: %s: Kafka acknowledged none of %d pending records within kafka.produce_timeout (%v)",
+				ErrUnavailable, what, pending, f.timeout)
+		}
+	}
+}
+
+// waitRoom blocks while the writer holds maxBytes unacknowledged.
+func (f *inflight) waitRoom(ctx context.Context) error {
+	return f.waitUntil(ctx, "waiting for Kafka to make room (kafka.max_buffered_bytes)", func() bool { return f.bytes < f.maxBytes })
+}
+
+// waitAll blocks until every record is acknowledged.
+func (f *inflight) waitAll(ctx context.Context) error {
+	return f.waitUntil(ctx, "waiting for Kafka to acknowledge", func() bool { return f.records == 0 })
+}
+
+// OpenAtLeastOnce returns a writer on the shared idempotent producer.
+func (s *Sink) OpenAtLeastOnce() Writer {
+	w := &atLeastOnce{cl: s.shared, bg: s.bg,
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout}}
+	w.promise = w.done
+	return w
+}
+
+// atLeastOnce tracks its own produce promises on the shared client, so a
+// checkpoint waits for this stream's records only (client.Flush would wait
+// for every other stream's too).
+type atLeastOnce struct {
+	inflight
+	cl      *kgo.Client
+	bg      context.Context          // the sink's context: see Produce
+	promise func(*kgo.Record, error) // one closure for all records: no per-record allocation
+}
+
+func (w *atLeastOnce) Produce(ctx context.Context, r *kgo.Record) error {
+	if err := w.waitRoom(ctx); err != nil {
+		return err
+	}
+	w.add(r)
+	// Records on the shared client get the sink's context, never the
+	// stream's: kgo fails every buffered record of a partition when the
+	// first one's context ends, which would fail other streams' records.
+	w.cl.Produce(w.bg, r, w.promise)
+	return nil
+}
+
+func (w *atLeastOnce) Checkpoint(ctx context.Context) error { return w.waitAll(ctx) }
+
+func (w *atLeastOnce) Close(ctx context.Context, commit bool) error {
+	if commit {
+		return w.waitAll(ctx)
+	}
+	return nil
+}

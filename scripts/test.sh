@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# `make test`: install what the tests need, start a real Kafka broker
+# (scripts/kafka.sh up test), run go vet + go test -race, then pytest on
+# tests/python (if it has tests), and always stop the broker afterwards.
+# Exits non-zero when any step failed.
+#
+# Exported to the tests:
+#   FLIGHTSINK_TEST_BROKERS   127.0.0.1:PORT of the shared test broker
+#   FLIGHTSINK_KAFKA_SCRIPT   absolute path of scripts/kafka.sh, for tests that run their
+#                             own private broker: `$FLIGHTSINK_KAFKA_SCRIPT up NAME` (last stdout
+#                             line KAFKA_BROKERS=127.0.0.1:PORT), `stop NAME`, `start NAME`
+#                             (same port and data), `down NAME`
+#   KAFKA_OWNER_PID           this script's pid: brokers started under it are removed by a
+#                             watchdog once it has exited, even if it was killed
+#   FLIGHTSINK_BIN            absolute path of bin/flightsink (built before pytest)
+#   FLIGHTSINK_TEST_REQUIRE_TOOLS=1  tests fail, not skip, when kcat or python is missing
+# Knobs: FLIGHTSINK_SKIP_INSTALL=1 skips the apt/pip installs; GO_TEST_FLAGS adds go test flags.
+set -uo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$ROOT" || exit 1
+KAFKA=$ROOT/scripts/kafka.sh
+VENV=$ROOT/.cache/venv
+REQS=$ROOT/tests/python/requirements.txt
+
+say() { echo "==> $*" >&2; }
+
+SUDO=()
+if [[ $(id -u) != 0 ]] && command -v sudo >/dev/null; then SUDO=(sudo); fi
+APT_UPDATED=0
+apt_install() {
+  command -v apt-get >/dev/null || { say "apt-get not found; install $* by hand"; return 1; }
+  if ((APT_UPDATED == 0)); then
+    # a failing third-party source must not stop the install
+    DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get update -qq || true
+    APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+install_deps() {
+  if [[ ${FLIGHTSINK_SKIP_INSTALL:-0} == 1 ]]; then return 0; fi
+  if ! command -v kcat >/dev/null; then
+    say "installing kcat"
+    apt_install kcat || return 1
+  fi
+  if ! command -v java >/dev/null && [[ -z ${JAVA_HOME:-} ]]; then
+    say "installing a JDK (Kafka needs Java 17+)"
+    apt_install openjdk-17-jdk-headless || return 1
+  fi
+  if ! command -v mvn >/dev/null; then
+    say "installing Maven"
+    apt_install maven || return 1
+  fi
+  if [[ -f $REQS ]]; then
+    local stamp
+    stamp="$(cksum <"$REQS") $(python3 --version 2>&1)"
+    if [[ ! -x $VENV/bin/python || ! -f $VENV/.stamp || $(<"$VENV/.stamp") != "$stamp" ]]; then
+      say "installing Python test deps into $VENV"
+      rm -rf "$VENV"
+      python3 -m venv "$VENV" || return 1
+      "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" || return 1
+      echo "$stamp" >"$VENV/.stamp"
+    fi
+  fi
+}
+
+# brokers present before the run are not ours; any new one is stopped at exit
+RUNS=$ROOT/.cache/kafka/run
+list_brokers() { [[ -d $RUNS ]] && find "$RUNS" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort; }
+BEFORE=$(list_brokers)
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+  local name
+  say "stopping test brokers"
+  bash "$KAFKA" down test || true
+  for name in $(comm -13 <(echo "$BEFORE") <(list_brokers)); do
+    bash "$KAFKA" down "$name" || true
+  done
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+install_deps || { say "installing test dependencies failed"; exit 1; }
+
+export KAFKA_OWNER_PID=$$
+# kcat and the Python packages are installed above: a test that needs one fails
+# (instead of skipping) when it is missing.
+if [[ ${FLIGHTSINK_SKIP_INSTALL:-0} != 1 ]]; then export FLIGHTSINK_TEST_REQUIRE_TOOLS=1; fi
+export FLIGHTSINK_KAFKA_SCRIPT=$KAFKA
+bash "$KAFKA" down test # a leftover from a killed run would carry old topics
+out=$(bash "$KAFKA" up test) || { say "could not start the test Kafka broker"; exit 1; }
+addr=$(tail -n 1 <<<"$out")
+[[ $addr == KAFKA_BROKERS=* ]] || { say "unexpected output from kafka.sh up: $out"; exit 1; }
+export FLIGHTSINK_TEST_BROKERS=${addr#KAFKA_BROKERS=}
+say "Kafka broker at $FLIGHTSINK_TEST_BROKERS"
+
+status=0
+step() { # step NAME CMD...: run it, remember the first failure
+  local rc=0
+  say "$1"
+  shift
+  "$@" || rc=$?
+  if ((rc != 0)); then
+    say "failed (exit $rc)"
+    ((status == 0)) && status=$rc
+  fi
+  return 0
+}
+
+step "go vet ./..." go vet ./...
+# shellcheck disable=SC2086
+step "go test -race ./..." go test -race -count=1 -timeout 15m ${GO_TEST_FLAGS:-} ./...
+
+shopt -s nullglob globstar
+py_tests=(tests/python/**/test_*.py tests/python/**/*_test.py)
+if ((${#py_tests[@]} > 0)); then
+  if [[ -d cmd/flightsink ]]; then
+    step "go build -o bin/flightsink ./cmd/flightsink" go build -o bin/flightsink ./cmd/flightsink
+    export FLIGHTSINK_BIN=$ROOT/bin/flightsink
+  fi
+  pytest_rc=0
+  say "pytest tests/python"
+  "$VENV/bin/python" -m pytest tests/python || pytest_rc=$?
+  if ((pytest_rc == 5)); then
+    say "pytest collected no tests"
+  elif ((pytest_rc != 0)); then
+    say "pytest failed (exit $pytest_rc)"
+    ((status == 0)) && status=$pytest_rc
+  fi
+fi
+
+if ((status != 0)); then
+  say "warnings and errors of the test broker (tail):"
+  grep -E ' (WARN|ERROR) ' "$RUNS/test/logs/server.log" 2>/dev/null | tail -n 30 >&2 || true
+fi
+exit "$status"
