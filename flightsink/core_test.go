@@ -54,7 +54,7 @@ func TestAllTypesRoundTrip(t *testing.T) {
 	if len(res.acks) != 4 {
 		t.Fatalf("got %d acks, want 4: %v", len(res.acks), res.acks)
 	}
-	wantAck(t, res.acks[0], map[string]any{"type": "ready", "protocol": 1.0, "delivery": "at_least_once", "writer_id": nil, "last_checkpoint": nil})
+	wantAck(t, res.acks[0], map[string]any{"type": "ready", "protocol": 1.0, "delivery": "at_least_once", "writer_id": nil, "last_checkpoint": nil, "committed_rows": 0.0})
 	wantAck(t, res.acks[1], map[string]any{"type": "checkpoint", "checkpoint": 1.0, "rows": 40.0, "total_rows": 40.0})
 	wantAck(t, res.acks[2], map[string]any{"type": "checkpoint", "checkpoint": 2.0, "rows": 25.0, "total_rows": 65.0})
 	wantAck(t, res.acks[3], map[string]any{"type": "done", "total_rows": 100.0, "last_checkpoint": 2.0})

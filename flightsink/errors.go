@@ -26,6 +26,13 @@ const (
 	ReasonTooLarge         Reason = "message_too_large" // a gRPC message exceeds flight.max_message_bytes
 	ReasonTopicMissing     Reason = "topic_missing"     // the topic does not exist and create_topics is off
 	ReasonClientAbort      Reason = "client_abort"      // the client sent {"abort": ...}
+	ReasonFenced           Reason = "fenced"            // a newer stream of the same writer_id took over; do not retry this stream
+	ReasonTxnTimeout       Reason = "txn_timeout"       // the broker aborted the transaction (kafka.transaction_timeout); resume
+	ReasonStaleCheckpoint  Reason = "stale_checkpoint"  // the checkpoint is already committed; resume from ready.last_checkpoint
+	ReasonCheckpointGap    Reason = "checkpoint_gap"    // a named writer skipped a checkpoint number
+	ReasonWriterTopic      Reason = "writer_topic"      // a named writer was reopened on another topic
+	ReasonOutcomeUnknown   Reason = "outcome_unknown"   // a commit's result is unknown; reconnect and read ready.last_checkpoint
+	ReasonTooManyStreams   Reason = "too_many_streams"  // every exactly-once producer is busy; retry later
 	ReasonClientGone       Reason = "client_gone"       // the client canceled or disconnected
 	ReasonKafkaUnavailable Reason = "kafka_unavailable" // Kafka did not answer in time; retry later
 	ReasonKafkaError       Reason = "kafka_error"       // Kafka refused the records
@@ -70,6 +77,15 @@ func classify(err error) *Error {
 		return &Error{Code: codes.Canceled, Reason: ReasonClientGone, Msg: "stream canceled by the client", Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: codes.DeadlineExceeded, Reason: ReasonClientGone, Msg: "stream deadline exceeded", Err: err}
+	case errors.Is(err, kafka.ErrFenced):
+		return &Error{Code: codes.Aborted, Reason: ReasonFenced, Msg: err.Error(), Err: err}
+	case errors.Is(err, kafka.ErrTxnAborted):
+		return &Error{Code: codes.Aborted, Reason: ReasonTxnTimeout, Msg: err.Error(), Err: err}
+	case errors.Is(err, kafka.ErrOutcomeUnknown):
+		return &Error{Code: codes.Unavailable, Reason: ReasonOutcomeUnknown, Err: err,
+			Msg: err.Error() + "; reconnect with the same writer_id and read last_checkpoint from ready"}
+	case errors.Is(err, kafka.ErrPoolExhausted):
+		return &Error{Code: codes.ResourceExhausted, Reason: ReasonTooManyStreams, Msg: err.Error(), Err: err}
 	case errors.Is(err, kafka.ErrUnavailable):
 		return &Error{Code: codes.Unavailable, Reason: ReasonKafkaUnavailable, Msg: err.Error(), Err: err}
 	case errors.Is(err, kafka.ErrTopicMissing):

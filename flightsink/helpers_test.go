@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -75,6 +76,8 @@ func startServer(t *testing.T, opts ...envOption) *testEnv {
 	fcfg, kcfg := flightsink.DefaultConfig(), kafka.DefaultConfig()
 	kcfg.Brokers = brokers
 	kcfg.ProduceTimeout = 20 * time.Second
+	kcfg.MaxExactlyOnceStreams = 8
+	kcfg.TransactionalIDPrefix = "fstest-" + strconv.FormatInt(time.Now().UnixNano(), 36)
 	fcfg.ShutdownGrace = time.Second
 	for _, o := range opts {
 		o(&fcfg, &kcfg)
@@ -85,6 +88,12 @@ func startServer(t *testing.T, opts ...envOption) *testEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
+	prepStart := time.Now()
+	if err := sink.Prepare(context.Background()); err != nil {
+		sink.Close()
+		t.Fatal(err)
+	}
+	t.Logf("sink ready in %v (%d pool ids re-initialised)", time.Since(prepStart), kcfg.MaxExactlyOnceStreams)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	srv, err := flightsink.NewServer(fcfg, sink, flightsink.WithAllocator(mem), flightsink.WithLogger(log))
 	if err != nil {
@@ -261,4 +270,98 @@ func emptyColumns(schema *arrow.Schema) []arrow.Array {
 		cols[i] = array.MakeArrayOfNull(memory.DefaultAllocator, f.Type, 0)
 	}
 	return cols
+}
+
+// liveStream is a DoPut the test drives step by step, reading acks as it goes.
+type liveStream struct {
+	t      *testing.T
+	cancel context.CancelFunc
+	stream flight.FlightService_DoPutClient
+	w      *flight.Writer
+	schema *arrow.Schema
+}
+
+// open starts a DoPut and sends the descriptor with the schema (a zero-row
+// batch, as pyarrow sends the schema at do_put), then reads the ready ack.
+func (e *testEnv) open(t *testing.T, desc *flight.FlightDescriptor, schema *arrow.Schema) (*liveStream, map[string]any, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	stream, err := e.client.DoPut(ctx)
+	if err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	ls := &liveStream{t: t, cancel: cancel, stream: stream, schema: schema}
+	t.Cleanup(cancel)
+	ls.w = flight.NewRecordWriter(stream, ipc.WithSchema(schema))
+	ls.w.SetFlightDescriptor(desc)
+	empty := array.NewRecordBatch(schema, emptyColumns(schema), 0)
+	defer empty.Release()
+	if err := ls.w.Write(empty); err != nil {
+		return ls, nil, ls.finish().err
+	}
+	ready, err := ls.ack()
+	return ls, ready, err
+}
+
+// ack reads the next ack; an error is the stream's final status.
+func (ls *liveStream) ack() (map[string]any, error) {
+	pr, err := ls.stream.Recv()
+	if err != nil {
+		return nil, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(pr.AppMetadata, &m); err != nil {
+		ls.t.Fatalf("ack is not JSON: %q", pr.AppMetadata)
+	}
+	return m, nil
+}
+
+// send writes a batch, with app_metadata if meta is not empty. Send errors
+// surface in the next ack or finish.
+func (ls *liveStream) send(rec arrow.RecordBatch, meta string) {
+	if meta != "" {
+		_ = ls.w.WriteWithAppMetadata(rec, []byte(meta))
+	} else {
+		_ = ls.w.Write(rec)
+	}
+}
+
+// meta sends app_metadata alone (pyarrow's write_metadata).
+func (ls *liveStream) meta(m string) { _ = ls.w.WriteMetadata([]byte(m)) }
+
+// checkpoint sends a batch with checkpoint n and waits for its ack.
+func (ls *liveStream) checkpoint(rec arrow.RecordBatch, n int) (map[string]any, error) {
+	ls.send(rec, checkpoint(n))
+	return ls.ack()
+}
+
+// finish closes the client side and reads what is left.
+func (ls *liveStream) finish() putResult {
+	_ = ls.w.Close()
+	_ = ls.stream.CloseSend()
+	return readResults(ls.stream)
+}
+
+// statusOf reads the code, reason and message of a stream's final error.
+func (ls *liveStream) statusOf(err error) putResult {
+	res := putResult{err: err}
+	st := status.Convert(err)
+	res.code, res.message = st.Code(), st.Message()
+	if v := ls.stream.Trailer().Get(flightsink.TrailerReason); len(v) > 0 {
+		res.reason = v[0]
+	}
+	return res
+}
+
+// waitFor polls cond until it holds, failing the test after a minute.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

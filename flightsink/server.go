@@ -47,7 +47,7 @@ func DefaultConfig() Config {
 	return Config{
 		Listen:          "127.0.0.1:8815",
 		MaxMessageBytes: 64 << 20,
-		DefaultDelivery: AtLeastOnce,
+		DefaultDelivery: ExactlyOnce,
 		ShutdownGrace:   30 * time.Second,
 	}
 }

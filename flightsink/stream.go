@@ -37,6 +37,11 @@ type stream struct {
 	ackedRows      int64 // durableRows when the previous checkpoint ack was queued
 	lastCheckpoint int64 // the newest durable checkpoint number, 0 for none
 	seenCheckpoint int64 // the newest checkpoint number received
+	// A named writer's stored progress when the stream opened: its
+	// checkpoints continue from there and its committed_rows count on.
+	resumedCheckpoint int64
+	resumedRows       int64
+	discardedRows     int64 // tail aborted at a clean close with commit_on_close false
 }
 
 // run executes the stream; every exit path leaves nothing open.
@@ -64,9 +69,11 @@ func (st *stream) run() (err error) {
 	if st.delivery == "" {
 		st.delivery = st.srv.cfg.DefaultDelivery
 	}
-	if st.delivery == ExactlyOnce || st.desc.WriterID != "" {
-		return newError(codes.Unimplemented, ReasonUnimplemented,
-			`delivery "exactly_once" and writer_id are not implemented yet; use "delivery":"at_least_once"`)
+	if st.desc.WriterID != "" {
+		st.log = st.log.With().Str("writer_id", st.desc.WriterID).Logger()
+		if st.delivery != ExactlyOnce {
+			return badDescriptor(`cmd: key "writer_id" requires "delivery":"exactly_once" (an at-least-once stream cannot be resumed)`)
+		}
 	}
 	if len(first.DataHeader) == 0 {
 		return badStream("the first message carries no schema (data_header is empty); the schema must come with the descriptor")
@@ -89,7 +96,9 @@ func (st *stream) run() (err error) {
 		return err
 	}
 
-	st.writer = st.srv.sink.OpenAtLeastOnce()
+	if err := st.openWriter(); err != nil {
+		return err
+	}
 	st.acks.Ready(st.readyMessage())
 
 	for reader.Next() {
@@ -149,6 +158,8 @@ func (st *stream) onMarker(meta []byte) error {
 
 // parseMarker validates a marker: it returns the checkpoint number, or the
 // error that ends the stream (an abort, a malformed or stale marker).
+// Checkpoints increase; a named writer's are consecutive, continuing from
+// its stored progress.
 func (st *stream) parseMarker(meta []byte) (int64, error) {
 	m, err := ParseMarker(meta)
 	if err != nil {
@@ -157,7 +168,18 @@ func (st *stream) parseMarker(meta []byte) (int64, error) {
 	if m.IsAbort {
 		return 0, newError(codes.Aborted, ReasonClientAbort, "client aborted the stream: %q", m.Abort)
 	}
-	if m.Checkpoint <= st.seenCheckpoint {
+	if id := st.desc.WriterID; id != "" {
+		switch {
+		case m.Checkpoint <= st.resumedCheckpoint:
+			return 0, newError(codes.FailedPrecondition, ReasonStaleCheckpoint,
+				"checkpoint %d of writer %s is already committed (last committed: %d); resume with checkpoint %d",
+				m.Checkpoint, id, st.resumedCheckpoint, st.seenCheckpoint+1)
+		case m.Checkpoint != st.seenCheckpoint+1:
+			return 0, newError(codes.FailedPrecondition, ReasonCheckpointGap,
+				"expected checkpoint %d of writer %s, got %d; a named writer's checkpoints are consecutive",
+				st.seenCheckpoint+1, id, m.Checkpoint)
+		}
+	} else if m.Checkpoint <= st.seenCheckpoint {
 		return 0, badMetadata("checkpoint %d is not greater than the previous checkpoint %d; checkpoint numbers must increase", m.Checkpoint, st.seenCheckpoint)
 	}
 	st.seenCheckpoint = m.Checkpoint
@@ -166,7 +188,7 @@ func (st *stream) parseMarker(meta []byte) (int64, error) {
 
 // checkpoint makes everything read so far durable and queues its ack.
 func (st *stream) checkpoint(n int64) error {
-	if err := st.writer.Checkpoint(st.ctx); err != nil {
+	if err := st.writer.Checkpoint(st.ctx, st.progress(n)); err != nil {
 		return err
 	}
 	st.durable(n)
@@ -183,14 +205,47 @@ func (st *stream) durable(checkpoint int64) {
 	}
 }
 
-// finish makes the tail durable after the client's clean end and sends done.
+// progress is what a named writer stores when checkpoint n commits.
+func (st *stream) progress(n int64) kafka.Progress {
+	return kafka.Progress{Checkpoint: n, CommittedRows: st.resumedRows + st.rows}
+}
+
+// finish ends a stream the client closed cleanly: the tail after the last
+// checkpoint is made durable (committed), or, for an exactly-once stream
+// with commit_on_close false, aborted. A named writer's tail commit is
+// numbered as its next checkpoint, so a resume never writes it twice.
 func (st *stream) finish() error {
-	if err := st.writer.Close(st.ctx, true); err != nil {
+	w := st.writer
+	st.writer = nil
+	tail := st.rows - st.durableRows
+	var err error
+	switch {
+	case st.delivery == ExactlyOnce && !st.desc.CommitOnClose:
+		err = w.Close(st.ctx, false, kafka.Progress{})
+		st.discardedRows = tail
+	case st.desc.WriterID != "" && tail > 0:
+		n := st.seenCheckpoint + 1
+		if err = w.Close(st.ctx, true, st.progress(n)); err == nil {
+			st.seenCheckpoint = n
+			st.durable(n)
+		}
+	case st.desc.WriterID != "":
+		err = w.Close(st.ctx, false, kafka.Progress{}) // nothing to commit
+	default:
+		if err = w.Close(st.ctx, true, kafka.Progress{}); err == nil {
+			st.durable(0)
+		}
+	}
+	if err != nil {
 		return err
 	}
-	st.writer = nil
-	st.durable(0)
 	done := map[string]any{"type": "done", "total_rows": st.durableRows, "last_checkpoint": nullable(st.lastCheckpoint)}
+	if st.delivery == ExactlyOnce {
+		done["discarded_rows"] = st.discardedRows
+		if st.desc.WriterID != "" {
+			done["committed_rows"] = st.resumedRows + st.durableRows
+		}
+	}
 	b, _ := json.Marshal(done)
 	st.acks.Done(b)
 	return nil
@@ -204,10 +259,37 @@ func (st *stream) abandon() {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if err := st.writer.Close(ctx, false); err != nil {
+	if err := st.writer.Close(ctx, false, kafka.Progress{}); err != nil {
 		st.log.Warn().Err(err).Msg("closing the writer of a failed stream")
 	}
 	st.writer = nil
+}
+
+// openWriter opens the stream's Kafka writer: the shared idempotent
+// producer, or a transactional one (for a named writer: fenced and with its
+// stored progress).
+func (st *stream) openWriter() error {
+	sink := st.srv.sink
+	if st.delivery == AtLeastOnce {
+		st.writer = sink.OpenAtLeastOnce()
+		return nil
+	}
+	opened, err := sink.OpenExactlyOnce(st.ctx, st.desc.Topic, st.desc.WriterID)
+	if err != nil {
+		return err
+	}
+	st.writer = opened.Writer
+	if opened.HasProgress {
+		p := opened.Progress
+		if p.Topic != st.desc.Topic {
+			return newError(codes.FailedPrecondition, ReasonWriterTopic,
+				"writer %s writes to topic %q (last checkpoint %d); it cannot be reopened on topic %q: use another writer_id",
+				st.desc.WriterID, p.Topic, p.Checkpoint, st.desc.Topic)
+		}
+		st.resumedCheckpoint, st.resumedRows = p.Checkpoint, p.CommittedRows
+		st.seenCheckpoint = p.Checkpoint
+	}
+	return nil
 }
 
 func (st *stream) readyMessage() []byte {
@@ -217,7 +299,7 @@ func (st *stream) readyMessage() []byte {
 	}
 	b, _ := json.Marshal(map[string]any{
 		"type": "ready", "protocol": ProtocolVersion, "delivery": st.delivery,
-		"writer_id": writer, "last_checkpoint": nil,
+		"writer_id": writer, "last_checkpoint": nullable(st.resumedCheckpoint), "committed_rows": st.resumedRows,
 	})
 	return b
 }

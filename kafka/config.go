@@ -45,22 +45,34 @@ type Config struct {
 	// TransactionTimeout is the Kafka transaction timeout; checkpoints must
 	// come more often than this.
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
+	// MaxExactlyOnceStreams is the number of anonymous exactly-once streams
+	// that may be open at once: the size of the transactional-id pool
+	// <prefix>-p-<replica>-<n>.
+	MaxExactlyOnceStreams int `yaml:"max_exactly_once_streams"`
+	// ProgressTopic is the compacted topic where named writers' progress is
+	// committed inside their transactions; created at start-up if missing.
+	ProgressTopic string `yaml:"progress_topic"`
+	// ProgressTopicPartitions is its partition count when it is created.
+	ProgressTopicPartitions int32 `yaml:"progress_topic_partitions"`
 }
 
 // DefaultConfig returns the documented defaults (see config.yaml).
 func DefaultConfig() Config {
 	return Config{
-		Brokers:               []string{"127.0.0.1:9092"},
-		ClientID:              "flightsink",
-		Linger:                5 * time.Millisecond,
-		BatchMaxBytes:         1_000_000,
-		Compression:           "lz4",
-		MaxBufferedBytes:      64 << 20,
-		ProduceTimeout:        30 * time.Second,
-		CreateTopics:          false,
-		TransactionalIDPrefix: "flightsink",
-		Replica:               "0",
-		TransactionTimeout:    60 * time.Second,
+		Brokers:                 []string{"127.0.0.1:9092"},
+		ClientID:                "flightsink",
+		Linger:                  5 * time.Millisecond,
+		BatchMaxBytes:           1_000_000,
+		Compression:             "lz4",
+		MaxBufferedBytes:        64 << 20,
+		ProduceTimeout:          30 * time.Second,
+		CreateTopics:            false,
+		TransactionalIDPrefix:   "flightsink",
+		Replica:                 "0",
+		TransactionTimeout:      60 * time.Second,
+		MaxExactlyOnceStreams:   64,
+		ProgressTopic:           "flightsink-writers",
+		ProgressTopicPartitions: 8,
 	}
 }
 
@@ -94,6 +106,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Replica == "" || !validIDPart(c.Replica) {
 		return fmt.Errorf("kafka.replica: %q must be non-empty [A-Za-z0-9._-], unique and stable per server instance", c.Replica)
+	}
+	if c.MaxExactlyOnceStreams < 1 || c.MaxExactlyOnceStreams > 100_000 {
+		return fmt.Errorf("kafka.max_exactly_once_streams: %d must be between 1 and 100000", c.MaxExactlyOnceStreams)
+	}
+	if c.ProgressTopic == "" || !validIDPart(c.ProgressTopic) {
+		return fmt.Errorf("kafka.progress_topic: %q must be a valid topic name", c.ProgressTopic)
+	}
+	if c.ProgressTopicPartitions < 1 {
+		return fmt.Errorf("kafka.progress_topic_partitions: %d must be at least 1", c.ProgressTopicPartitions)
 	}
 	if c.TransactionTimeout < time.Second {
 		return fmt.Errorf("kafka.transaction_timeout: %v must be at least 1s", c.TransactionTimeout)

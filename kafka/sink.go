@@ -25,6 +25,9 @@ type Sink struct {
 	bg     context.Context // lives as long as the sink: the context of shared-producer records
 	stop   context.CancelFunc
 
+	pool     *txnPool
+	progress *progressStore
+
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
 }
@@ -45,7 +48,8 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}}
+	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams)}
+	s.progress = &progressStore{sink: s, topic: cfg.ProgressTopic, parts: map[int32]*progressPartition{}}
 	s.bg, s.stop = context.WithCancel(context.Background())
 	var err error
 	s.adminc, err = kgo.NewClient(s.baseOpts(extra)...)
@@ -102,11 +106,40 @@ func (s *Sink) batchMaxBytes(topic string) int32 {
 	return max
 }
 
-// Close closes every client the sink made.
+// Prepare readies the sink before the first stream: Kafka answers, the
+// transaction timeout is one the brokers accept, the progress topic exists,
+// and the pool's transactional ids are re-initialised (aborting what a
+// crashed predecessor with this kafka.replica left open).
+func (s *Sink) Prepare(ctx context.Context) error {
+	if err := s.Ping(ctx); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*s.cfg.ProduceTimeout)
+	defer cancel()
+	if err := s.checkTransactionTimeout(ctx); err != nil {
+		return err
+	}
+	n, err := s.ensureProgressTopic(ctx)
+	if err != nil {
+		return err
+	}
+	s.progress.nPart = n
+	return s.resetPool(ctx)
+}
+
+// Close closes every client the sink made. Streams must have ended.
 func (s *Sink) Close() {
 	s.stop()
 	s.shared.Close()
 	s.adminc.Close()
+	s.pool.mu.Lock()
+	for i, cl := range s.pool.clients {
+		if cl != nil {
+			cl.Close()
+			s.pool.clients[i] = nil
+		}
+	}
+	s.pool.mu.Unlock()
 }
 
 // Ping checks that the cluster answers within kafka.produce_timeout.

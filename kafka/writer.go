@@ -22,12 +22,13 @@ type Writer interface {
 	// Checkpoint makes every record produced so far durable: at-least-once
 	// waits for this writer's own records to be acknowledged (not for other
 	// streams' records); exactly-once commits the open transaction.
-	Checkpoint(ctx context.Context) error
+	// p is the progress a named exactly-once writer stores with the commit.
+	Checkpoint(ctx context.Context, p Progress) error
 	// Close ends the writer. With commit, it first makes the tail durable as
 	// Checkpoint does; without, an exactly-once writer aborts its open
 	// transaction (an at-least-once writer cannot take back what it sent).
 	// Close always releases what the writer holds.
-	Close(ctx context.Context, commit bool) error
+	Close(ctx context.Context, commit bool, p Progress) error
 }
 
 // inflight tracks one writer's unacknowledged records. kgo's own record
@@ -38,6 +39,7 @@ type Writer interface {
 type inflight struct {
 	maxBytes int
 	timeout  time.Duration
+	mapErr   func(error) error // turns a record's error into the stream's; mapProduceError if nil
 
 	mu      sync.Mutex
 	records int
@@ -62,7 +64,11 @@ func (f *inflight) done(r *kgo.Record, err error) {
 	f.records--
 	f.bytes -= recordSize(r)
 	if err != nil && f.err == nil {
-		f.err = mapProduceError(err)
+		if f.mapErr != nil {
+			f.err = f.mapErr(err)
+		} else {
+			f.err = mapProduceError(err)
+		}
 	}
 	if f.wake != nil {
 		close(f.wake)
@@ -151,9 +157,9 @@ func (w *atLeastOnce) Produce(ctx context.Context, r *kgo.Record) error {
 	return nil
 }
 
-func (w *atLeastOnce) Checkpoint(ctx context.Context) error { return w.waitAll(ctx) }
+func (w *atLeastOnce) Checkpoint(ctx context.Context, _ Progress) error { return w.waitAll(ctx) }
 
-func (w *atLeastOnce) Close(ctx context.Context, commit bool) error {
+func (w *atLeastOnce) Close(ctx context.Context, commit bool, _ Progress) error {
 	if commit {
 		return w.waitAll(ctx)
 	}

@@ -80,7 +80,7 @@ func serve(args []string) error {
 	defer sink.Close()
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := sink.Ping(ctx); err != nil {
+	if err := sink.Prepare(ctx); err != nil {
 		return err
 	}
 	srv, err := flightsink.NewServer(cfg.Flight, sink, flightsink.WithLogger(log))

@@ -147,16 +147,7 @@ func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	adm := kadm.NewClient(Client(t, brokers))
-	var ends kadm.ListedOffsets
-	var err error
-	if iso == kgo.ReadCommitted() {
-		ends, err = adm.ListCommittedOffsets(ctx, topic)
-	} else {
-		ends, err = adm.ListEndOffsets(ctx, topic)
-	}
-	if err != nil || ends.Error() != nil {
-		t.Fatalf("listing end offsets of %s: %v %v", topic, err, ends.Error())
-	}
+	ends := settledEnds(t, ctx, adm, topic, iso)
 	want := map[int32]int64{}
 	ends.Each(func(o kadm.ListedOffset) {
 		if o.Offset > 0 {
@@ -164,7 +155,7 @@ func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) 
 		}
 	})
 	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords(), kgo.FetchMaxWait(200*time.Millisecond))
 	var out []*kgo.Record
 	for len(want) > 0 {
 		fs := cl.PollFetches(ctx)
@@ -184,4 +175,62 @@ func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) 
 		})
 	}
 	return out
+}
+
+// settledEnds is where a reader must get to. For read_committed it is the
+// last stable offset, once transaction markers settled: a commit returns to
+// the producer before the coordinator has written the markers, so right
+// after a commit the LSO may still lag. It waits (bounded) for LSO to reach
+// the high watermark, and takes the LSO as it is when a transaction really
+// stays open.
+func settledEnds(t testing.TB, ctx context.Context, adm *kadm.Client, topic string, iso kgo.IsolationLevel) kadm.ListedOffsets {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		hwm, err := adm.ListEndOffsets(ctx, topic)
+		if err != nil || hwm.Error() != nil {
+			t.Fatalf("listing end offsets of %s: %v %v", topic, err, hwm.Error())
+		}
+		if iso != kgo.ReadCommitted() {
+			return hwm
+		}
+		lso, err := adm.ListCommittedOffsets(ctx, topic)
+		if err != nil || lso.Error() != nil {
+			t.Fatalf("listing last stable offsets of %s: %v %v", topic, err, lso.Error())
+		}
+		settled := true
+		hwm.Each(func(o kadm.ListedOffset) {
+			if l, ok := lso.Lookup(o.Topic, o.Partition); !ok || l.Offset != o.Offset {
+				settled = false
+			}
+		})
+		if settled || time.Now().After(deadline) {
+			return lso
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// LastStableEqualsHighWatermark reports whether no transaction holds back
+// read_committed consumers of any partition of the topic right now.
+func LastStableEqualsHighWatermark(t testing.TB, brokers []string, topic string) bool {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(Client(t, brokers))
+	hwm, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil || hwm.Error() != nil {
+		t.Fatalf("listing end offsets of %s: %v %v", topic, err, hwm.Error())
+	}
+	lso, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil || lso.Error() != nil {
+		t.Fatalf("listing last stable offsets of %s: %v %v", topic, err, lso.Error())
+	}
+	equal := true
+	hwm.Each(func(o kadm.ListedOffset) {
+		if l, ok := lso.Lookup(o.Topic, o.Partition); !ok || l.Offset != o.Offset {
+			equal = false
+		}
+	})
+	return equal
 }

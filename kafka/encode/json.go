@@ -44,14 +44,19 @@ func NewJSON(schema *arrow.Schema) (*JSON, error) {
 		if err != nil {
 			return nil, err
 		}
-		sep := byte(',')
-		if i == 0 {
-			sep = '{'
-		}
-		prefix := appendString(append([]byte(nil), sep), f.Name)
-		e.cols[i] = column{prefix: append(prefix, ':'), enc: enc}
+		e.cols[i] = column{prefix: keyPrefix(i == 0, f.Name), enc: enc}
 	}
 	return e, nil
+}
+
+// keyPrefix returns the bytes written before a member's value: `{"name":`
+// for the first member of an object, `,"name":` for the others.
+func keyPrefix(first bool, name string) []byte {
+	sep := byte(',')
+	if first {
+		sep = '{'
+	}
+	return append(appendString([]byte{sep}, name), ':')
 }
 
 // Bind points the encoder at the columns of rec, whose schema must equal
@@ -67,8 +72,9 @@ func (e *JSON) Bind(rec arrow.RecordBatch) error {
 	return nil
 }
 
-// AppendRow appends row of the bound batch to dst as one JSON object and
-// returns the extended slice. It does not allocate when dst has room.
+// AppendRow appends row (0 <= row < NumRows) of the bound batch to dst as
+// one JSON object and returns the extended slice. Only the appended bytes
+// are written, and nothing is allocated when dst has room for them.
 func (e *JSON) AppendRow(dst []byte, row int) []byte {
 	if len(e.cols) == 0 {
 		return append(dst, '{', '}')

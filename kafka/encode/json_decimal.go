@@ -106,7 +106,7 @@ func appendDecimalWords(dst []byte, w []uint64, scale int32) []byte {
 			w[k], carry = bits.Add64(^w[k], 0, carry)
 		}
 	}
-	const chunk = 1e19 // largest power of ten below 2^64
+	const chunk = 1e19   // largest power of ten below 2^64
 	var chunks [4]uint64 // 2^256 < 10^78 needs at most 4 full chunks below the top
 	n := 0
 	for {

@@ -121,12 +121,7 @@ func newStructEncoder(dt *arrow.StructType, path string) (*structEncoder, error)
 		if err != nil {
 			return nil, err
 		}
-		sep := byte(',')
-		if k == 0 {
-			sep = '{'
-		}
-		prefix := appendString([]byte{sep}, f.Name)
-		e.fields[k] = column{prefix: append(prefix, ':'), enc: enc}
+		e.fields[k] = column{prefix: keyPrefix(k == 0, f.Name), enc: enc}
 	}
 	return e, nil
 }

@@ -53,7 +53,7 @@ func (e *intEncoder[T]) appendValue(dst []byte, i int) []byte {
 	if e.null(i) {
 		return append(dst, "null"...)
 	}
-	return strconv.AppendInt(dst, int64(e.vals[i]), 10)
+	return appendInt(dst, int64(e.vals[i]))
 }
 
 // uintEncoder encodes unsigned integers as JSON numbers, uint64 exactly.
@@ -71,7 +71,7 @@ func (e *uintEncoder[T]) appendValue(dst []byte, i int) []byte {
 	if e.null(i) {
 		return append(dst, "null"...)
 	}
-	return strconv.AppendUint(dst, uint64(e.vals[i]), 10)
+	return appendUint(dst, uint64(e.vals[i]))
 }
 
 // float16Encoder encodes half floats by their float32 value.
@@ -165,7 +165,7 @@ func appendShortDecimal(dst []byte, f float64) (_ []byte, ok bool) {
 		dst = append(dst, '-') // also for -0, as encoding/json writes it
 		u = -u
 	}
-	dst = strconv.AppendUint(dst, u/scale, 10)
+	dst = appendUint(dst, u/scale)
 	if frac := int64(u % scale); frac != 0 {
 		digits := 6
 		for frac%10 == 0 {

@@ -166,7 +166,7 @@ func uint64Array(mem memory.Allocator) arrow.Array {
 }
 
 var stringsWant = []string{
-	`"hello"`, `""`, `null`, `"a\"b\\c/d"`, `"\n\r\t\b\f"`, `"\u0000\u0001\u001f`+"\x7f"+`"`,
+	`"hello"`, `""`, `null`, `"a\"b\\c/d"`, `"\n\r\t\b\f"`, `"\u0000\u0001\u001f` + "\x7f" + `"`,
 	`"<a href='x'>&amp;</a>"`, `"\u2028 \u2029"`, `"日本語 ✓ 😀"`, `"bad \ufffd\ufffd utf8 \ufffd\ufffd"`,
 	`"a long string that is not inlined in a view header"`, `"tab\tinside a long string past eight bytes\"quote"`,
 }
@@ -478,10 +478,12 @@ func TestJSONBindSchemaMismatch(t *testing.T) {
 // testExtType is a minimal extension type; extensions are unsupported.
 type testExtType struct{ arrow.ExtensionBase }
 
-func (testExtType) ArrayType() reflect.Type               { return reflect.TypeOf(array.ExtensionArrayBase{}) }
-func (testExtType) ExtensionName() string                 { return "test.ext" }
-func (testExtType) Serialize() string                     { return "" }
-func (e testExtType) ExtensionEquals(o arrow.ExtensionType) bool { return o.ExtensionName() == e.ExtensionName() }
+func (testExtType) ArrayType() reflect.Type { return reflect.TypeOf(array.ExtensionArrayBase{}) }
+func (testExtType) ExtensionName() string   { return "test.ext" }
+func (testExtType) Serialize() string       { return "" }
+func (e testExtType) ExtensionEquals(o arrow.ExtensionType) bool {
+	return o.ExtensionName() == e.ExtensionName()
+}
 func (testExtType) Deserialize(arrow.DataType, string) (arrow.ExtensionType, error) {
 	return nil, errors.New("not implemented")
 }

@@ -131,10 +131,10 @@ func civil(days int64) (year, month, day int64) {
 	if z < 0 && z%146_097 != 0 {
 		era--
 	}
-	doe := z - era*146_097                                  // [0, 146096]
+	doe := z - era*146_097                                   // [0, 146096]
 	yoe := (doe - doe/1460 + doe/36_524 - doe/146_096) / 365 // [0, 399]
-	doy := doe - (365*yoe + yoe/4 - yoe/100)                // [0, 365], from March 1
-	mp := (5*doy + 2) / 153                                 // [0, 11], from March
+	doy := doe - (365*yoe + yoe/4 - yoe/100)                 // [0, 365], from March 1
+	mp := (5*doy + 2) / 153                                  // [0, 11], from March
 	day = doy - (153*mp+2)/5 + 1
 	month = mp + 3
 	if month > 12 {

@@ -11,12 +11,12 @@ import (
 // timestamp column of any unit and time zone. A null value means "no
 // timestamp": the caller falls back to the produce time.
 type Timestamp struct {
-	col int
-	typ arrow.DataType
-	validity
-	vals []int64
-	mul  int64 // seconds: ticks are multiplied by 1000
-	div  int64 // sub-millisecond units: ticks are floor-divided
+	col   int
+	typ   arrow.DataType
+	nulls validity
+	vals  []int64
+	mul   int64 // seconds: ticks are multiplied by 1000
+	div   int64 // sub-millisecond units: ticks are floor-divided
 }
 
 // NewTimestamp builds a timestamp extractor for the column called field.
@@ -51,7 +51,7 @@ func (t *Timestamp) Bind(rec arrow.RecordBatch) {
 	if !arrow.TypeEqual(arr.DataType(), t.typ) {
 		panic(fmt.Sprintf("encode: Timestamp.Bind: column %d is %s, want %s", t.col, arr.DataType(), t.typ))
 	}
-	t.set(arr)
+	t.nulls.set(arr)
 	t.vals = values[int64](arr)
 }
 
@@ -59,7 +59,7 @@ func (t *Timestamp) Bind(rec arrow.RecordBatch) {
 // (also before 1970). ok is false when the value is null. Second-unit
 // values beyond the int64 millisecond range saturate.
 func (t *Timestamp) Millis(row int) (ms int64, ok bool) {
-	if t.null(row) {
+	if t.nulls.null(row) {
 		return 0, false
 	}
 	v := t.vals[row]

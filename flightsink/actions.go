@@ -1,0 +1,59 @@
+package flightsink
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+)
+
+// ActionWriterStatus is the DoAction type that returns a named writer's
+// committed progress without opening a stream (and without fencing it).
+const ActionWriterStatus = "writer-status"
+
+var actions = []*flight.ActionType{{
+	Type: ActionWriterStatus,
+	Description: `Body {"writer_id": "..."}. Returns {"writer_id","found","topic","last_checkpoint","committed_rows","committed_at"}: ` +
+		`what the writer has committed, to decide where to resume. Does not fence the writer.`,
+}}
+
+// ListActions lists the actions DoAction serves.
+func (s *Server) ListActions(_ *flight.Empty, stream flight.FlightService_ListActionsServer) error {
+	for _, a := range actions {
+		if err := stream.Send(a); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DoAction serves the actions of ListActions.
+func (s *Server) DoAction(action *flight.Action, stream flight.FlightService_DoActionServer) error {
+	switch action.Type {
+	case ActionWriterStatus:
+		var req struct {
+			WriterID string `json:"writer_id"`
+		}
+		if err := json.Unmarshal(action.Body, &req); err != nil {
+			return status.Errorf(codes.InvalidArgument, `writer-status: body must be {"writer_id": "..."}: %v`, err)
+		}
+		if !writerIDRE.MatchString(req.WriterID) {
+			return status.Errorf(codes.InvalidArgument, `writer-status: key "writer_id": %q must be 1-200 characters of [A-Za-z0-9._-]`, req.WriterID)
+		}
+		p, found, err := s.sink.WriterStatus(stream.Context(), req.WriterID)
+		if err != nil {
+			e := classify(err)
+			return status.Error(e.Code, "writer-status: "+e.Msg)
+		}
+		out := map[string]any{"writer_id": req.WriterID, "found": found, "topic": nil, "last_checkpoint": nil,
+			"committed_rows": int64(0), "committed_at": nil}
+		if found {
+			out["topic"], out["last_checkpoint"], out["committed_rows"], out["committed_at"] = p.Topic, p.Checkpoint, p.CommittedRows, p.CommittedAt
+		}
+		b, _ := json.Marshal(out)
+		return stream.Send(&flight.Result{Body: b})
+	}
+	return status.Error(codes.Unimplemented, fmt.Sprintf("unknown action %q; ListActions lists the actions this server serves", action.Type))
+}
