@@ -7,6 +7,7 @@ import (
 	"io"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/flightsink/flightsink/flightsink"
 	"github.com/flightsink/flightsink/internal/kafkatest"
+	"github.com/flightsink/flightsink/kafka"
 )
 
 func eosDesc(topic string, extra ...any) *flight.FlightDescriptor {
@@ -311,4 +313,38 @@ func writerStatus(t *testing.T, env *testEnv, writer string) map[string]any {
 		t.Fatal(err)
 	}
 	return m
+}
+
+// TestTransactionTimeout: when a transaction runs past
+// kafka.transaction_timeout the broker aborts it; the stream's next
+// checkpoint ends with Aborted "txn_timeout" saying why, and nothing of the
+// transaction is visible.
+func TestTransactionTimeout(t *testing.T) {
+	env := startServer(t, func(_ *flightsink.Config, k *kafka.Config) { k.TransactionTimeout = 2 * time.Second })
+	if !kafkatest.IsReal(env.kind) {
+		t.Skip("the broker's own transaction timeout is a real-Kafka behaviour")
+	}
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	ls, _, err := env.open(t, eosDesc(topic), simpleSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := simpleBatch(0, 5, -1, 0)
+	defer first.Release()
+	ack, err := ls.checkpoint(first, 1)
+	mustAck(t, ack, err, map[string]any{"checkpoint": 1.0})
+	open := simpleBatch(5, 5, -1, 0)
+	defer open.Release()
+	ls.send(open, "")
+	waitFor(t, "the open transaction to hold back read_committed", func() bool {
+		return !kafkatest.LastStableEqualsHighWatermark(t, env.brokers, topic)
+	})
+	waitFor(t, "the broker to abort the timed-out transaction", func() bool {
+		return kafkatest.LastStableEqualsHighWatermark(t, env.brokers, topic)
+	})
+	ls.meta(checkpoint(2))
+	_, err = ls.ack()
+	wantStatus(t, ls.statusOf(err), codes.Aborted, string(flightsink.ReasonTxnTimeout), "kafka.transaction_timeout", "checkpoint more often")
+	wantIDs(t, "read_committed", kafkatest.ReadCommitted(t, env.brokers, topic), 5)
 }

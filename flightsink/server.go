@@ -85,6 +85,10 @@ type Server struct {
 	closing  bool
 	streams  map[*stream]context.CancelCauseFunc
 	streamWG sync.WaitGroup
+	// cleanupWG tracks the aborts of failed streams, which run after the
+	// client got its status: a client learns of a failure (a broker down,
+	// say) without waiting for an abort that may itself time out.
+	cleanupWG sync.WaitGroup
 }
 
 // Option configures a Server.
@@ -142,6 +146,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	defer grace.Stop()
 	select {
 	case <-stopped:
+		s.cleanupWG.Wait()
 		return
 	case <-grace.C:
 	case <-ctx.Done():
@@ -152,6 +157,7 @@ func (s *Server) Shutdown(ctx context.Context) {
 	}
 	s.mu.Unlock()
 	s.streamWG.Wait()
+	s.cleanupWG.Wait()
 	select {
 	case <-stopped:
 	case <-time.After(5 * time.Second):
@@ -194,8 +200,12 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 
 	st.acks = newAcker(grpcStream.Send)
 	err := st.runSafely()
-	if err != nil {
-		st.abandon()
+	if err != nil && st.writer != nil {
+		s.cleanupWG.Add(1)
+		go func() {
+			defer s.cleanupWG.Done()
+			st.abandon()
+		}()
 	}
 	st.acks.Stop()
 	if err == nil {

@@ -225,6 +225,9 @@ share.coordinator.state.topic.min.isr=1
 share.coordinator.state.topic.num.partitions=1
 group.initial.rebalance.delay.ms=0
 auto.create.topics.enable=false
+# abort transactions past their timeout within a second (default: every 10 s),
+# so tests of kafka.transaction_timeout do not wait long
+transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
 
 # small and quick on a 2-core machine
 num.network.threads=2

@@ -1,0 +1,315 @@
+// Package client is a small Go client for flightsink: it opens DoPut
+// streams with the descriptor flightsink understands, numbers checkpoints,
+// waits for their acknowledgements, and turns failures into *Error values
+// carrying the gRPC code and the server's flightsink-reason, so callers can
+// decide whether to resume.
+//
+//	c, _ := client.Dial("127.0.0.1:8815")
+//	w, _ := c.Open(ctx, client.Descriptor{Topic: "orders", WriterID: "orders-loader"}, schema)
+//	skip := w.Ready().CommittedRows // rows already in Kafka from an earlier run
+//	w.Write(batch)
+//	w.Checkpoint(ctx)               // committed when it returns
+//	w.Close(ctx)
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// Descriptor says where and how a stream writes; see docs/protocol.md.
+type Descriptor struct {
+	Topic          string `json:"topic"`
+	KeyField       string `json:"key_field,omitempty"`
+	TimestampField string `json:"timestamp_field,omitempty"`
+	// Delivery is "exactly_once" or "at_least_once"; empty for the server's default.
+	Delivery string `json:"delivery,omitempty"`
+	// WriterID names a resumable exactly-once writer.
+	WriterID string `json:"writer_id,omitempty"`
+	// CommitOnClose false makes a clean close abort the tail after the last
+	// checkpoint instead of committing it.
+	CommitOnClose *bool `json:"commit_on_close,omitempty"`
+}
+
+// Ready is the server's first message on a stream.
+type Ready struct {
+	Delivery       string `json:"delivery"`
+	WriterID       string `json:"writer_id"`
+	LastCheckpoint int64  `json:"last_checkpoint"` // 0 when none
+	CommittedRows  int64  `json:"committed_rows"`  // rows a named writer already committed
+}
+
+// Ack acknowledges a durable checkpoint.
+type Ack struct {
+	Checkpoint int64 `json:"checkpoint"`
+	Rows       int64 `json:"rows"`
+	TotalRows  int64 `json:"total_rows"`
+}
+
+// Done is the server's last message after a clean close.
+type Done struct {
+	TotalRows      int64 `json:"total_rows"`
+	LastCheckpoint int64 `json:"last_checkpoint"`
+	CommittedRows  int64 `json:"committed_rows"`
+	DiscardedRows  int64 `json:"discarded_rows"`
+}
+
+// Error is a failed stream: the gRPC code, the server's machine-readable
+// reason (the flightsink-reason trailer) and its message.
+type Error struct {
+	Code    codes.Code
+	Reason  string
+	Message string
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("flightsink: %v (%s): %s", e.Code, e.Reason, e.Message)
+}
+
+// Retryable says whether resuming the writer may succeed: the server or
+// Kafka was unavailable, the commit outcome is unknown, the transaction
+// timed out, or the connection was lost. Bad input, fencing and stale
+// checkpoints are not retryable.
+func (e *Error) Retryable() bool {
+	switch e.Reason {
+	case "kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout":
+		return true
+	case "":
+		return e.Code == codes.Unavailable
+	}
+	return false
+}
+
+// Client is a connection to a flightsink server.
+type Client struct {
+	conn *grpc.ClientConn
+	fc   flight.FlightServiceClient
+}
+
+// Dial connects to addr (host:port) without TLS unless opts say otherwise.
+func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
+	opts = append([]grpc.DialOption{
+		grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64 << 20)),
+	}, opts...)
+	conn, err := grpc.NewClient(addr, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{conn: conn, fc: flight.NewFlightServiceClient(conn)}, nil
+}
+
+// Close closes the connection.
+func (c *Client) Close() error { return c.conn.Close() }
+
+// Writer is one open DoPut stream. It is not safe for concurrent use.
+type Writer struct {
+	stream flight.FlightService_DoPutClient
+	cancel context.CancelFunc
+	w      *flight.Writer
+	ready  Ready
+	next   int64 // the next checkpoint number
+
+	acks chan json.RawMessage
+	mu   sync.Mutex
+	err  error // the stream's final error, once known
+}
+
+// Open starts a stream: it sends the descriptor with the schema and waits
+// for the server's ready message.
+func (c *Client) Open(ctx context.Context, d Descriptor, schema *arrow.Schema) (*Writer, error) {
+	cmd, err := json.Marshal(d)
+	if err != nil {
+		return nil, err
+	}
+	sctx, cancel := context.WithCancel(ctx)
+	stream, err := c.fc.DoPut(sctx)
+	if err != nil {
+		cancel()
+		return nil, wrap(err, nil)
+	}
+	w := &Writer{stream: stream, cancel: cancel, acks: make(chan json.RawMessage, 64)}
+	w.w = flight.NewRecordWriter(stream, ipc.WithSchema(schema))
+	w.w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
+	go w.readAcks()
+	// arrow-go sends the schema with the first batch: a zero-row batch
+	// brings it (and so the ready message) now.
+	cols := make([]arrow.Array, schema.NumFields())
+	for i, f := range schema.Fields() {
+		cols[i] = array.MakeArrayOfNull(memory.DefaultAllocator, f.Type, 0)
+	}
+	empty := array.NewRecordBatch(schema, cols, 0)
+	for _, c := range cols {
+		c.Release()
+	}
+	werr := w.w.Write(empty)
+	empty.Release()
+	msg, err := w.nextAck(ctx, "ready")
+	if err != nil {
+		w.abandon()
+		if werr != nil && !errors.Is(werr, io.EOF) && !isStatus(err) {
+			return nil, werr
+		}
+		return nil, err
+	}
+	if err := json.Unmarshal(msg, &w.ready); err != nil {
+		w.abandon()
+		return nil, err
+	}
+	w.next = w.ready.LastCheckpoint + 1
+	return w, nil
+}
+
+// Ready is what the server said when the stream opened: for a named
+// writer, the committed checkpoint and rows to resume from.
+func (w *Writer) Ready() Ready { return w.ready }
+
+// Write sends a record batch. A failed stream shows in the next
+// Checkpoint or Close.
+func (w *Writer) Write(rec arrow.RecordBatch) error {
+	if err := w.w.Write(rec); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// Checkpoint marks everything written so far as one unit and waits until
+// the server has made it durable (committed it, in exactly-once mode).
+func (w *Writer) Checkpoint(ctx context.Context) (Ack, error) {
+	n := w.next
+	w.next++
+	b, _ := json.Marshal(map[string]int64{"checkpoint": n})
+	_ = w.w.WriteMetadata(b)
+	for {
+		msg, err := w.nextAck(ctx, "checkpoint")
+		if err != nil {
+			return Ack{}, err
+		}
+		var a Ack
+		if err := json.Unmarshal(msg, &a); err != nil {
+			return Ack{}, err
+		}
+		if a.Checkpoint >= n { // acks may be coalesced: N covers every earlier one
+			return a, nil
+		}
+	}
+}
+
+// Abort ends the stream on the client's request: in exactly-once mode the
+// open transaction is aborted. Use it instead of Close after an error, or
+// the tail would be committed.
+func (w *Writer) Abort(ctx context.Context, reason string) error {
+	b, _ := json.Marshal(map[string]string{"abort": reason})
+	_ = w.w.WriteMetadata(b)
+	_ = w.stream.CloseSend()
+	for {
+		if _, err := w.nextAck(ctx, ""); err != nil {
+			var fe *Error
+			if errors.As(err, &fe) && fe.Reason == "client_abort" {
+				return nil
+			}
+			return err
+		}
+	}
+}
+
+// Close ends the stream cleanly and waits for the server's done message.
+func (w *Writer) Close(ctx context.Context) (Done, error) {
+	defer w.cancel()
+	_ = w.w.Close()
+	_ = w.stream.CloseSend()
+	for {
+		msg, err := w.nextAck(ctx, "done")
+		if err != nil {
+			return Done{}, err
+		}
+		var d struct {
+			Done
+			Type string `json:"type"`
+		}
+		if err := json.Unmarshal(msg, &d); err != nil {
+			return Done{}, err
+		}
+		if d.Type == "done" {
+			return d.Done, nil
+		}
+	}
+}
+
+// abandon cancels the stream without a clean end.
+func (w *Writer) abandon() { w.cancel() }
+
+// readAcks is the one goroutine that receives; it ends with the stream.
+func (w *Writer) readAcks() {
+	defer close(w.acks)
+	for {
+		pr, err := w.stream.Recv()
+		if err != nil {
+			if !errors.Is(err, io.EOF) {
+				w.mu.Lock()
+				w.err = wrap(err, w.stream)
+				w.mu.Unlock()
+			}
+			return
+		}
+		w.acks <- pr.AppMetadata
+	}
+}
+
+// nextAck returns the next message of type want (others are skipped, as
+// the protocol asks), or the stream's error.
+func (w *Writer) nextAck(ctx context.Context, want string) (json.RawMessage, error) {
+	for {
+		select {
+		case msg, ok := <-w.acks:
+			if !ok {
+				w.mu.Lock()
+				err := w.err
+				w.mu.Unlock()
+				if err == nil {
+					err = io.ErrUnexpectedEOF
+				}
+				return nil, err
+			}
+			var head struct{ Type string }
+			if json.Unmarshal(msg, &head) == nil && (want == "" || head.Type == want) {
+				return msg, nil
+			}
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+func wrap(err error, stream grpc.ClientStream) error {
+	st, ok := status.FromError(err)
+	if !ok {
+		return err
+	}
+	e := &Error{Code: st.Code(), Message: st.Message()}
+	if stream != nil {
+		if v := stream.Trailer().Get("flightsink-reason"); len(v) > 0 {
+			e.Reason = v[0]
+		}
+	}
+	return e
+}
+
+func isStatus(err error) bool {
+	var e *Error
+	return errors.As(err, &e)
+}
