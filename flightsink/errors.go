@@ -90,7 +90,7 @@ func classify(err error) *Error {
 		return &Error{Code: codes.Unavailable, Reason: ReasonKafkaUnavailable, Msg: err.Error(), Err: err}
 	case errors.Is(err, kafka.ErrTopicMissing):
 		return &Error{Code: codes.NotFound, Reason: ReasonTopicMissing, Msg: err.Error(), Err: err}
-	case errors.Is(err, kafka.ErrRecordTooLarge):
+	case errors.Is(err, kafka.ErrRecordTooLarge), errors.Is(err, kafka.ErrRecordRejected):
 		return &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Msg: err.Error(), Err: err}
 	}
 	if st, ok := status.FromError(err); ok && st.Code() != codes.Unknown {

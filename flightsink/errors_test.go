@@ -223,3 +223,52 @@ func TestMalformedIPC(t *testing.T) {
 	defer rec.Release()
 	wantOK(t, env.put(t, pathDesc(topic), simpleSchema, batch(rec)))
 }
+
+// TestTimestampOutsideTopicWindow: a row whose timestamp the topic would
+// reject (message.timestamp.after.max.ms) is named before anything is
+// produced, instead of failing a producer batch that other rows share.
+func TestTimestampOutsideTopicWindow(t *testing.T) {
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	hour := "3600000"
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, map[string]*string{"message.timestamp.after.max.ms": &hour})
+	b := array.NewRecordBuilder(memory.DefaultAllocator, simpleSchema)
+	defer b.Release()
+	for i, at := range []time.Time{time.Now(), time.Now().Add(-48 * time.Hour), time.Now().Add(3 * time.Hour)} {
+		b.Field(0).(*array.Int64Builder).Append(int64(i))
+		b.Field(1).(*array.StringBuilder).Append("n")
+		b.Field(2).(*array.Float64Builder).Append(0)
+		b.Field(3).(*array.TimestampBuilder).Append(arrow.Timestamp(at.UnixMicro()))
+	}
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	res := env.put(t, cmdDesc(map[string]any{"topic": topic, "timestamp_field": "at"}), simpleSchema, batch(rec))
+	wantStatus(t, res, codes.InvalidArgument, string(flightsink.ReasonBadRow), "stream row 2 (batch 0, row 2)", "message.timestamp.after.max.ms (3600000 ms)")
+	if got := kafkatest.ReadCommitted(t, env.brokers, topic); len(got) != 0 {
+		t.Fatalf("%d records written, want none", len(got))
+	}
+}
+
+// TestCompactedTopicNeedsKeys: a compacted topic rejects records without a
+// key, so a stream without key_field is refused at the start and a null key
+// is a bad row.
+func TestCompactedTopicNeedsKeys(t *testing.T) {
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	compact := "compact"
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, map[string]*string{"cleanup.policy": &compact})
+	rec := simpleBatch(0, 2, -1, 0)
+	defer rec.Release()
+	res := env.put(t, pathDesc(topic), simpleSchema, batch(rec))
+	wantStatus(t, res, codes.InvalidArgument, string(flightsink.ReasonBadDescriptor), "compacted", `"key_field"`)
+
+	nullable := arrow.NewSchema([]arrow.Field{{Name: "k", Type: arrow.BinaryTypes.String, Nullable: true}}, nil)
+	b := array.NewRecordBuilder(memory.DefaultAllocator, nullable)
+	defer b.Release()
+	b.Field(0).(*array.StringBuilder).Append("a")
+	b.Field(0).AppendNull()
+	withNull := b.NewRecordBatch()
+	defer withNull.Release()
+	res = env.put(t, cmdDesc(map[string]any{"topic": topic, "key_field": "k"}), nullable, batch(withNull))
+	wantStatus(t, res, codes.InvalidArgument, string(flightsink.ReasonBadRow), "stream row 1 (batch 0, row 1)", "key is null")
+}

@@ -70,7 +70,7 @@ func requireTools() bool { return os.Getenv("FLIGHTSINK_TEST_REQUIRE_TOOLS") == 
 
 type envOption func(*flightsink.Config, *kafka.Config)
 
-func startServer(t *testing.T, opts ...envOption) *testEnv {
+func startServer(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
 	brokers, kind := kafkatest.Brokers(t)
 	fcfg, kcfg := flightsink.DefaultConfig(), kafka.DefaultConfig()

@@ -2,11 +2,14 @@ package flightsink
 
 import (
 	"fmt"
+	"math"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
 
+	"github.com/flightsink/flightsink/kafka"
 	"github.com/flightsink/flightsink/kafka/encode"
 )
 
@@ -20,6 +23,7 @@ const recordOverhead = 61 + 40
 // encoder, the key and timestamp extractors, all built once per stream.
 type plan struct {
 	topic    string
+	info     kafka.TopicInfo
 	maxBytes int
 	value    *encode.JSON
 	key      *encode.Key
@@ -30,8 +34,11 @@ type plan struct {
 
 // newPlan checks the schema against the descriptor: every column must be
 // encodable and the key and timestamp columns must exist with usable types.
-func newPlan(schema *arrow.Schema, d *Descriptor, maxMessageBytes int32) (*plan, error) {
-	p := &plan{topic: d.Topic, maxBytes: int(maxMessageBytes), bytesPerRow: 64}
+func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo) (*plan, error) {
+	p := &plan{topic: d.Topic, info: info, maxBytes: int(info.MaxMessageBytes), bytesPerRow: 64}
+	if info.Compacted && d.KeyField == "" {
+		return nil, badDescriptor(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
+	}
 	var err error
 	if p.value, err = encode.NewJSON(schema); err != nil {
 		return nil, schemaError("", err)
@@ -90,6 +97,16 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecor
 		keys = make([]byte, 0, n*8)
 		keyEnds = make([]int, n)
 	}
+	var tsMin, tsMax int64 = math.MinInt64, math.MaxInt64
+	if p.ts != nil && p.info.CreateTime {
+		now := time.Now()
+		if p.info.TimestampBeforeMax < time.Duration(math.MaxInt64) {
+			tsMin = now.Add(-p.info.TimestampBeforeMax).UnixMilli()
+		}
+		if p.info.TimestampAfterMax < time.Duration(math.MaxInt64) {
+			tsMax = now.Add(p.info.TimestampAfterMax).UnixMilli()
+		}
+	}
 	for i := 0; i < n; i++ {
 		start := len(values)
 		values = p.value.AppendRow(values, i)
@@ -104,18 +121,24 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecor
 			keyEnds[i] = len(keys)
 			if !ok {
 				keyEnds[i] = -1 - kstart // null key marker
+				if p.info.Compacted {
+					return nil, p.badRow(firstRow, batch, i, fmt.Sprintf(
+						"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", p.topic))
+				}
 			}
 			size += len(keys) - kstart
 		}
 		if p.ts != nil {
 			if ms, ok := p.ts.Millis(i); ok {
+				if ms < tsMin || ms > tsMax {
+					return nil, p.badRow(firstRow, batch, i, p.timestampProblem(ms, ms < tsMin))
+				}
 				r.Timestamp = msTime(ms)
 			}
 		}
 		if size+recordOverhead > p.maxBytes {
-			return nil, &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Msg: fmt.Sprintf(
-				"stream row %d (batch %d, row %d): its record is %d bytes, over topic %q's max.message.bytes (%d); no row of this batch was written",
-				firstRow+int64(i), batch, i, size+recordOverhead, p.topic, p.maxBytes)}
+			return nil, p.badRow(firstRow, batch, i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
+				size+recordOverhead, p.topic, p.maxBytes))
 		}
 	}
 	// Slice only now: the buffers may have moved while growing.
@@ -141,4 +164,21 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecor
 	}
 	out.values, out.keys = values, keys
 	return out, nil
+}
+
+// badRow names a row that cannot be written; its whole batch is rejected.
+func (p *plan) badRow(firstRow, batch int64, i int, problem string) *Error {
+	return &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Msg: fmt.Sprintf(
+		"stream row %d (batch %d, row %d): %s; no row of this batch was written", firstRow+int64(i), batch, i, problem)}
+}
+
+// timestampProblem says why the broker would reject a record timestamp.
+func (p *plan) timestampProblem(ms int64, early bool) string {
+	ts := time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+	if early {
+		return fmt.Sprintf("its timestamp %s is more than message.timestamp.before.max.ms (%d ms) before now, so topic %q would reject it",
+			ts, p.info.TimestampBeforeMax.Milliseconds(), p.topic)
+	}
+	return fmt.Sprintf("its timestamp %s is more than message.timestamp.after.max.ms (%d ms) after now, so topic %q would reject it",
+		ts, p.info.TimestampAfterMax.Milliseconds(), p.topic)
 }

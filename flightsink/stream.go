@@ -92,7 +92,7 @@ func (st *stream) run() (err error) {
 		return badStream("reading the schema: %v", err)
 	}
 	defer reader.Release()
-	if st.plan, err = newPlan(reader.Schema(), st.desc, topic.MaxMessageBytes); err != nil {
+	if st.plan, err = newPlan(reader.Schema(), st.desc, topic); err != nil {
 		return err
 	}
 

@@ -12,8 +12,12 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"go.uber.org/goleak"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 
+	"github.com/flightsink/flightsink/flightsink"
 	"github.com/flightsink/flightsink/internal/kafkatest"
+	"github.com/flightsink/flightsink/kafka"
 )
 
 // TestClientNeverReadsAcks: acks must never stall ingestion. The client
@@ -139,4 +143,50 @@ n2|{"id":2,"name":"n2","score":0.6666666666666666,"at":"2023-11-14T22:13:20.0000
 	if string(out) != want {
 		t.Fatalf("kcat read:\n%s\nwant:\n%s", out, want)
 	}
+}
+
+// TestGracefulShutdown: on shutdown the server takes no new streams, lets an
+// open one keep working for the grace period, then ends it with Unavailable
+// (reason shutdown), aborting its open transaction.
+func TestGracefulShutdown(t *testing.T) {
+	env := startServer(t, func(f *flightsink.Config, _ *kafka.Config) { f.ShutdownGrace = 2 * time.Second })
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	ls, _, err := env.open(t, eosDesc(topic), simpleSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := simpleBatch(0, 10, -1, 0)
+	defer rec.Release()
+	ack, err := ls.checkpoint(rec, 1)
+	mustAck(t, ack, err, map[string]any{"checkpoint": 1.0})
+
+	stopped := make(chan struct{})
+	go func() { env.srv.Shutdown(context.Background()); close(stopped) }()
+	waitFor(t, "the server to stop taking streams", func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		stream, err := env.client.DoPut(ctx)
+		if err != nil {
+			return status.Code(err) == codes.Unavailable
+		}
+		w := flight.NewRecordWriter(stream, ipc.WithSchema(simpleSchema))
+		w.SetFlightDescriptor(pathDesc(topic))
+		_ = w.Write(rec)
+		_ = stream.CloseSend()
+		res := readResults(stream)
+		return res.code == codes.Unavailable
+	})
+	// Within the grace period the open stream still works.
+	rec2 := simpleBatch(10, 10, -1, 0)
+	defer rec2.Release()
+	ack, err = ls.checkpoint(rec2, 2)
+	mustAck(t, ack, err, map[string]any{"checkpoint": 2.0})
+	rec3 := simpleBatch(20, 10, -1, 0)
+	defer rec3.Release()
+	ls.send(rec3, "")
+	_, err = ls.ack()
+	wantStatus(t, ls.statusOf(err), codes.Unavailable, string(flightsink.ReasonShutdown), "shutting down", "durable_checkpoint=2 durable_rows=20")
+	<-stopped
+	wantIDs(t, "read_committed", kafkatest.ReadCommitted(t, env.brokers, topic), 20)
 }

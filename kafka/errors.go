@@ -18,6 +18,10 @@ var (
 	ErrTopicMissing = errors.New("topic does not exist")
 	// ErrRecordTooLarge means a record exceeds the topic's max.message.bytes.
 	ErrRecordTooLarge = errors.New("record too large")
+	// ErrRecordRejected means the broker refused a record (a timestamp out
+	// of range, a null key on a compacted topic) that the checks made when
+	// the stream opened did not catch.
+	ErrRecordRejected = errors.New("record rejected by the broker")
 	// ErrFenced means a newer producer with the same transactional.id took
 	// over: this stream's transaction can never commit.
 	ErrFenced = errors.New("fenced")
@@ -37,6 +41,10 @@ func mapProduceError(err error) error {
 		return nil
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.RecordListTooLarge):
 		return fmt.Errorf("%w: %v", ErrRecordTooLarge, err)
+	case errors.Is(err, kerr.InvalidTimestamp):
+		return fmt.Errorf("%w: a record timestamp is outside the topic's accepted range: %v", ErrRecordRejected, err)
+	case errors.Is(err, kerr.InvalidRecord):
+		return fmt.Errorf("%w: %v", ErrRecordRejected, err)
 	case errors.Is(err, kerr.UnknownTopicOrPartition), errors.Is(err, kerr.UnknownTopicID):
 		return fmt.Errorf("%w: %v", ErrTopicMissing, err)
 	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch):

@@ -4,8 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kadm"
@@ -40,6 +43,18 @@ type TopicInfo struct {
 	// batch the broker accepts for it. Rows whose record would exceed it are
 	// rejected before they are produced.
 	MaxMessageBytes int32
+	// Compacted is true when cleanup.policy includes compact: the broker
+	// rejects records without a key, failing the whole producer batch.
+	Compacted bool
+	// CreateTime is true when message.timestamp.type is CreateTime: the
+	// broker then rejects timestamps outside the window below, failing the
+	// whole producer batch, so rows are checked first.
+	CreateTime bool
+	// TimestampBeforeMax and TimestampAfterMax bound how far a record
+	// timestamp may lie before or after the broker's clock
+	// (message.timestamp.before.max.ms / after.max.ms; Kafka 4's default
+	// after-limit is one hour).
+	TimestampBeforeMax, TimestampAfterMax time.Duration
 }
 
 // NewSink connects to the cluster in cfg. Extra kgo options (tests, TLS)
@@ -52,7 +67,9 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	s.progress = &progressStore{sink: s, topic: cfg.ProgressTopic, parts: map[int32]*progressPartition{}}
 	s.bg, s.stop = context.WithCancel(context.Background())
 	var err error
-	s.adminc, err = kgo.NewClient(s.baseOpts(extra)...)
+	// Topic look-ups must see a topic created a moment ago: kgo otherwise
+	// answers metadata requests from a cache up to 5 s old.
+	s.adminc, err = kgo.NewClient(append(s.baseOpts(extra), kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka admin client: %w", err)
 	}
@@ -124,7 +141,12 @@ func (s *Sink) Prepare(ctx context.Context) error {
 		return err
 	}
 	s.progress.nPart = n
-	return s.resetPool(ctx)
+	start := time.Now()
+	if err := s.resetPool(ctx); err != nil {
+		return err
+	}
+	s.log.Debug().Dur("took", time.Since(start)).Int("ids", s.cfg.MaxExactlyOnceStreams).Msg("re-initialised the transactional-id pool")
+	return nil
 }
 
 // Close closes every client the sink made. Streams must have ended.
@@ -186,6 +208,10 @@ func (s *Sink) describeRetry(ctx context.Context, topic string) (TopicInfo, erro
 		if !errors.Is(err, ErrTopicMissing) || ctx.Err() != nil {
 			return info, err
 		}
+		select {
+		case <-ctx.Done():
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
 
@@ -201,21 +227,54 @@ func (s *Sink) describe(ctx context.Context, topic string) (TopicInfo, error) {
 	if d.Err != nil {
 		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("looking up topic %q: %w", topic, d.Err))
 	}
-	info := TopicInfo{Topic: topic, Partitions: len(d.Partitions), MaxMessageBytes: 1048588}
+	info := TopicInfo{Topic: topic, Partitions: len(d.Partitions), MaxMessageBytes: 1048588, CreateTime: true,
+		TimestampBeforeMax: math.MaxInt64, TimestampAfterMax: math.MaxInt64}
 	rcs, err := s.admin.DescribeTopicConfigs(ctx, topic)
 	if err != nil {
 		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("reading config of topic %q: %w", topic, err))
 	}
+	var difference time.Duration = -1
+	before, after := false, false
 	for _, rc := range rcs {
 		for _, c := range rc.Configs {
-			if c.Key == "max.message.bytes" && c.Value != nil {
-				if v, err := strconv.ParseInt(*c.Value, 10, 32); err == nil && v > 0 {
-					info.MaxMessageBytes = int32(v)
+			if c.Value == nil {
+				continue
+			}
+			v := *c.Value
+			switch c.Key {
+			case "max.message.bytes":
+				if n, err := strconv.ParseInt(v, 10, 32); err == nil && n > 0 {
+					info.MaxMessageBytes = int32(n)
 				}
+			case "cleanup.policy":
+				info.Compacted = strings.Contains(v, "compact")
+			case "message.timestamp.type":
+				info.CreateTime = v != "LogAppendTime"
+			case "message.timestamp.before.max.ms":
+				info.TimestampBeforeMax, before = parseMillis(v), true
+			case "message.timestamp.after.max.ms":
+				info.TimestampAfterMax, after = parseMillis(v), true
+			case "message.timestamp.difference.max.ms": // before Kafka 3.6
+				difference = parseMillis(v)
 			}
 		}
 	}
+	if difference >= 0 && !before && !after {
+		info.TimestampBeforeMax, info.TimestampAfterMax = difference, difference
+	}
 	return info, nil
+}
+
+// parseMillis reads a millisecond setting as a duration, saturating.
+func parseMillis(v string) time.Duration {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return math.MaxInt64
+	}
+	if n > math.MaxInt64/int64(time.Millisecond) {
+		return math.MaxInt64
+	}
+	return time.Duration(n) * time.Millisecond
 }
 
 // unavailable marks an error as ErrUnavailable when the deadline passed.

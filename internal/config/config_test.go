@@ -1,0 +1,85 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flightsink/flightsink/flightsink"
+)
+
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// TestShippedConfigIsTheDefaults: config.yaml documents every setting at
+// its default, so loading it must give exactly Default().
+func TestShippedConfigIsTheDefaults(t *testing.T) {
+	cfg, err := Load("../../config.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !equal(cfg, Default()) {
+		t.Fatalf("config.yaml differs from the defaults:\n got %+v\nwant %+v", cfg, Default())
+	}
+}
+
+func equal(a, b Config) bool {
+	return strings.Join(a.Kafka.Brokers, ",") == strings.Join(b.Kafka.Brokers, ",") &&
+		a.Flight == b.Flight && a.Log == b.Log && a.Kafka.ClientID == b.Kafka.ClientID &&
+		a.Kafka.Linger == b.Kafka.Linger && a.Kafka.BatchMaxBytes == b.Kafka.BatchMaxBytes &&
+		a.Kafka.Compression == b.Kafka.Compression && a.Kafka.MaxBufferedBytes == b.Kafka.MaxBufferedBytes &&
+		a.Kafka.ProduceTimeout == b.Kafka.ProduceTimeout && a.Kafka.CreateTopics == b.Kafka.CreateTopics &&
+		a.Kafka.TransactionalIDPrefix == b.Kafka.TransactionalIDPrefix && a.Kafka.Replica == b.Kafka.Replica &&
+		a.Kafka.TransactionTimeout == b.Kafka.TransactionTimeout && a.Kafka.MaxExactlyOnceStreams == b.Kafka.MaxExactlyOnceStreams &&
+		a.Kafka.ProgressTopic == b.Kafka.ProgressTopic && a.Kafka.ProgressTopicPartitions == b.Kafka.ProgressTopicPartitions
+}
+
+func TestFileThenEnvironment(t *testing.T) {
+	p := writeFile(t, "flight:\n  listen: 0.0.0.0:9000\nkafka:\n  brokers: [a:1]\n  linger: 20ms\n")
+	cfg, err := Load(p, []string{"FLIGHTSINK_KAFKA_BROKERS=b:1, c:2", "FLIGHTSINK_KAFKA_CREATE_TOPICS=true",
+		"FLIGHTSINK_FLIGHT_DEFAULT_DELIVERY=at_least_once", "OTHER=x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Flight.Listen != "0.0.0.0:9000" || cfg.Kafka.Linger != 20*time.Millisecond {
+		t.Errorf("file values not applied: %+v", cfg)
+	}
+	if strings.Join(cfg.Kafka.Brokers, ",") != "b:1,c:2" || !cfg.Kafka.CreateTopics || cfg.Flight.DefaultDelivery != flightsink.AtLeastOnce {
+		t.Errorf("environment not applied: %+v", cfg)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestErrorsNameTheSetting(t *testing.T) {
+	if _, err := Load(writeFile(t, "kafka:\n  brokerz: [a:1]\n"), nil); err == nil || !strings.Contains(err.Error(), "brokerz") {
+		t.Errorf("unknown key: %v", err)
+	}
+	if _, err := Load("", []string{"FLIGHTSINK_KAFKA_LINGER=soon"}); err == nil || !strings.Contains(err.Error(), "FLIGHTSINK_KAFKA_LINGER") {
+		t.Errorf("bad env value: %v", err)
+	}
+	for env, setting := range map[string]string{
+		"FLIGHTSINK_KAFKA_COMPRESSION=brotli":          "kafka.compression",
+		"FLIGHTSINK_FLIGHT_DEFAULT_DELIVERY=sometimes": "flight.default_delivery",
+		"FLIGHTSINK_KAFKA_REPLICA=a/b":                 "kafka.replica",
+		"FLIGHTSINK_FLIGHT_LISTEN=nowhere":             "flight.listen",
+		"FLIGHTSINK_LOG_LEVEL=loud":                    "log.level",
+	} {
+		cfg, err := Load("", []string{env})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), setting) {
+			t.Errorf("%s: %v, want an error naming %s", env, err, setting)
+		}
+	}
+}
