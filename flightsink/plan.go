@@ -130,6 +130,10 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecor
 		}
 		if p.ts != nil {
 			if ms, ok := p.ts.Millis(i); ok {
+				if ms < 0 {
+					return nil, p.badRow(firstRow, batch, i, fmt.Sprintf(
+						"its timestamp %s is before 1970, which Kafka record timestamps cannot be", time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)))
+				}
 				if ms < tsMin || ms > tsMax {
 					return nil, p.badRow(firstRow, batch, i, p.timestampProblem(ms, ms < tsMin))
 				}

@@ -100,6 +100,8 @@ func (st *stream) run() (err error) {
 		return err
 	}
 	st.acks.Ready(st.readyMessage())
+	st.log.Info().Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
+		Int64("resumed_rows", st.resumedRows).Msg("stream open")
 
 	for reader.Next() {
 		// A marker on a batch is checked before the batch is produced (a bad
