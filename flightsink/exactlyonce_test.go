@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
 
@@ -347,4 +349,56 @@ func TestTransactionTimeout(t *testing.T) {
 	_, err = ls.ack()
 	wantStatus(t, ls.statusOf(err), codes.Aborted, string(flightsink.ReasonTxnTimeout), "kafka.transaction_timeout", "checkpoint more often")
 	wantIDs(t, "read_committed", kafkatest.ReadCommitted(t, env.brokers, topic), 5)
+}
+
+// TestEmptyCheckpoints: a checkpoint with no rows since the previous one is
+// valid and acknowledged, for anonymous and named writers.
+func TestEmptyCheckpoints(t *testing.T) {
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	for _, desc := range []*flight.FlightDescriptor{eosDesc(topic), eosDesc(topic, "writer_id", "empty-"+topic)} {
+		ls, _, err := env.open(t, desc, simpleSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ls.meta(checkpoint(1))
+		ack, err := ls.ack()
+		mustAck(t, ack, err, map[string]any{"checkpoint": 1.0, "rows": 0.0, "total_rows": 0.0})
+		rec := simpleBatch(0, 3, -1, 0)
+		ack, err = ls.checkpoint(rec, 2)
+		rec.Release()
+		mustAck(t, ack, err, map[string]any{"checkpoint": 2.0, "rows": 3.0})
+		ls.meta(checkpoint(3))
+		ack, err = ls.ack()
+		mustAck(t, ack, err, map[string]any{"checkpoint": 3.0, "rows": 0.0, "total_rows": 3.0})
+		wantOK(t, ls.finish())
+	}
+	if s := writerStatus(t, env, "empty-"+topic); s["last_checkpoint"] != 3.0 || s["committed_rows"] != 3.0 {
+		t.Fatalf("writer-status %v, want checkpoint 3 with 3 rows", s)
+	}
+	if n := len(kafkatest.ReadCommitted(t, env.brokers, topic)); n != 6 {
+		t.Fatalf("%d records, want 6", n)
+	}
+}
+
+// TestTransactionTimeoutAboveBrokerMax: a kafka.transaction_timeout the
+// broker would refuse is a start-up error naming the setting.
+func TestTransactionTimeoutAboveBrokerMax(t *testing.T) {
+	brokers, kind := kafkatest.Brokers(t)
+	if !kafkatest.IsReal(kind) {
+		t.Skip("transaction.max.timeout.ms is a real broker's setting")
+	}
+	cfg := kafka.DefaultConfig()
+	cfg.Brokers = brokers
+	cfg.TransactionTimeout = 16 * time.Minute // the broker's default maximum is 15 minutes
+	sink, err := kafka.NewSink(cfg, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	err = sink.Prepare(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "kafka.transaction_timeout") || !strings.Contains(err.Error(), "transaction.max.timeout.ms") {
+		t.Fatalf("Prepare: %v; want an error naming kafka.transaction_timeout and transaction.max.timeout.ms", err)
+	}
 }

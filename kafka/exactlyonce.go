@@ -71,7 +71,9 @@ func (s *Sink) WriterTransactionalID(writerID string) string {
 // read_committed consumers are not held back until their timeout.
 func (s *Sink) resetPool(ctx context.Context) error {
 	for n := 0; n < s.cfg.MaxExactlyOnceStreams; n++ {
-		if err := s.initProducerID(ctx, s.poolID(n)); err != nil {
+		if err := s.initProducerID(ctx, s.poolID(n)); errors.Is(err, kerr.InvalidTransactionTimeout) {
+			return fmt.Errorf("kafka.transaction_timeout: %v is more than the broker allows (transaction.max.timeout.ms): %w", s.cfg.TransactionTimeout, err)
+		} else if err != nil {
 			return fmt.Errorf("re-initialising transactional id %s: %w", s.poolID(n), err)
 		}
 	}

@@ -178,7 +178,11 @@ func (s *Sink) ensureProgressTopic(ctx context.Context) (int, error) {
 // checkTransactionTimeout refuses a kafka.transaction_timeout above the
 // brokers' transaction.max.timeout.ms at start-up, not on the first stream.
 func (s *Sink) checkTransactionTimeout(ctx context.Context) error {
-	rcs, err := s.admin.DescribeBrokerConfigs(ctx)
+	md, err := s.admin.BrokerMetadata(ctx)
+	if err != nil {
+		return s.unavailable(ctx, fmt.Errorf("reading broker metadata: %w", err))
+	}
+	rcs, err := s.admin.DescribeBrokerConfigs(ctx, md.Brokers.NodeIDs()...)
 	if err != nil {
 		return s.unavailable(ctx, fmt.Errorf("reading broker configs: %w", err))
 	}
