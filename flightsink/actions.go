@@ -3,6 +3,7 @@ package flightsink
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc/codes"
@@ -54,6 +55,11 @@ func (s *Server) DoAction(action *flight.Action, stream flight.FlightService_DoA
 		}
 		b, _ := json.Marshal(out)
 		return stream.Send(&flight.Result{Body: b})
+	}
+	if strings.HasPrefix(action.Type, "BeginTransaction") || strings.HasPrefix(action.Type, "EndTransaction") ||
+		strings.HasPrefix(action.Type, "BeginSavepoint") || strings.HasPrefix(action.Type, "EndSavepoint") ||
+		strings.Contains(action.Type, "PreparedStatement") || strings.HasPrefix(action.Type, "Cancel") {
+		return s.sql.DoAction(action, stream)
 	}
 	return status.Error(codes.Unimplemented, fmt.Sprintf("unknown action %q; ListActions lists the actions this server serves", action.Type))
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
+	"github.com/apache/arrow-go/v18/arrow/flight/flightsql"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
@@ -80,6 +81,7 @@ type Server struct {
 	log  zerolog.Logger
 	mem  memory.Allocator
 	grpc *grpc.Server
+	sql  flight.FlightServer // Flight SQL metadata (GetSqlInfo, GetTables) for ADBC clients
 
 	mu       sync.Mutex
 	closing  bool
@@ -115,6 +117,7 @@ func NewServer(cfg Config, sink *kafka.Sink, opts ...Option) (*Server, error) {
 	for _, o := range opts {
 		o(s)
 	}
+	s.sql = flightsql.NewFlightServerWithAllocator(newSQLService(sink, s.mem), s.mem)
 	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxMessageBytes))
 	flight.RegisterFlightServiceServer(s.grpc, s)
 	return s, nil
@@ -244,4 +247,19 @@ func (s *Server) toStatus(grpcStream flight.FlightService_DoPutServer, st *strea
 	ev.Str("code", e.Code.String()).Str("reason", string(e.Reason)).Int64("durable_rows", st.durableRows).
 		Int64("rows_received", st.rows).Msg("stream failed: " + e.Msg)
 	return status.Error(e.Code, e.Msg+st.suffix())
+}
+
+// GetFlightInfo serves Flight SQL metadata commands (GetSqlInfo, GetTables).
+func (s *Server) GetFlightInfo(ctx context.Context, fd *flight.FlightDescriptor) (*flight.FlightInfo, error) {
+	return s.sql.GetFlightInfo(ctx, fd)
+}
+
+// GetSchema serves Flight SQL metadata commands.
+func (s *Server) GetSchema(ctx context.Context, fd *flight.FlightDescriptor) (*flight.SchemaResult, error) {
+	return s.sql.GetSchema(ctx, fd)
+}
+
+// DoGet serves the tickets GetFlightInfo hands out.
+func (s *Server) DoGet(t *flight.Ticket, stream flight.FlightService_DoGetServer) error {
+	return s.sql.DoGet(t, stream)
 }

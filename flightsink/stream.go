@@ -41,7 +41,9 @@ type stream struct {
 	// checkpoints continue from there and its committed_rows count on.
 	resumedCheckpoint int64
 	resumedRows       int64
-	discardedRows     int64 // tail aborted at a clean close with commit_on_close false
+	discardedRows     int64        // tail aborted at a clean close with commit_on_close false
+	txnStart          time.Time    // when the open transaction got its first row
+	ingest            *ingestState // set for a Flight SQL bulk ingest
 }
 
 // run executes the stream; every exit path leaves nothing open.
@@ -61,7 +63,17 @@ func (st *stream) run() (err error) {
 	if err != nil {
 		return err
 	}
-	if st.desc, err = ParseDescriptor(first.FlightDescriptor); err != nil {
+	ingest, err := ingestCommand(first.FlightDescriptor)
+	if err != nil {
+		return err
+	}
+	if ingest != nil {
+		st.ingest = &ingestState{}
+		st.desc, err = st.ingestDescriptor(ingest)
+	} else {
+		st.desc, err = ParseDescriptor(first.FlightDescriptor)
+	}
+	if err != nil {
 		return err
 	}
 	st.log = st.log.With().Str("topic", st.desc.Topic).Logger()
@@ -78,7 +90,12 @@ func (st *stream) run() (err error) {
 	if len(first.DataHeader) == 0 {
 		return badStream("the first message carries no schema (data_header is empty); the schema must come with the descriptor")
 	}
-	topic, err := st.srv.sink.Topic(st.ctx, st.desc.Topic)
+	var topic kafka.TopicInfo
+	if st.ingest != nil {
+		topic, err = st.ingestTopic(ingest)
+	} else {
+		topic, err = st.srv.sink.Topic(st.ctx, st.desc.Topic)
+	}
 	if err != nil {
 		return err
 	}
@@ -99,8 +116,10 @@ func (st *stream) run() (err error) {
 	if err := st.openWriter(); err != nil {
 		return err
 	}
-	st.acks.Ready(st.readyMessage())
-	st.log.Info().Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
+	if st.ingest == nil {
+		st.acks.Ready(st.readyMessage())
+	}
+	st.log.Info().Bool("flight_sql_ingest", st.ingest != nil).Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
 		Int64("resumed_rows", st.resumedRows).Msg("stream open")
 
 	for reader.Next() {
@@ -115,6 +134,9 @@ func (st *stream) run() (err error) {
 		}
 		if err := st.produce(reader.RecordBatch()); err != nil {
 			return err
+		}
+		if checkpoint == 0 && st.ingest != nil {
+			checkpoint = st.ingestCheckpoint()
 		}
 		if checkpoint > 0 {
 			if err := st.checkpoint(checkpoint); err != nil {
@@ -134,6 +156,9 @@ func (st *stream) run() (err error) {
 // produce encodes a whole batch first (a bad row rejects the batch before
 // any of it reaches Kafka), then hands its records to the writer.
 func (st *stream) produce(rec arrow.RecordBatch) error {
+	if err := st.checkTransactionLimits(rec.NumRows()); err != nil {
+		return err
+	}
 	st.batches++
 	batch := st.batches - 1
 	recs, err := st.plan.encode(rec, st.rows, batch)
@@ -163,6 +188,9 @@ func (st *stream) onMarker(meta []byte) error {
 // Checkpoints increase; a named writer's are consecutive, continuing from
 // its stored progress.
 func (st *stream) parseMarker(meta []byte) (int64, error) {
+	if st.ingest != nil {
+		return 0, badMetadata("a Flight SQL ingest takes no app_metadata markers; it commits when the ingest completes")
+	}
 	m, err := ParseMarker(meta)
 	if err != nil {
 		return 0, err
@@ -194,7 +222,9 @@ func (st *stream) checkpoint(n int64) error {
 		return err
 	}
 	st.durable(n)
-	st.acks.Checkpoint(n, st.durableRows-st.ackedRows, st.durableRows)
+	if st.ingest == nil {
+		st.acks.Checkpoint(n, st.durableRows-st.ackedRows, st.durableRows)
+	}
 	st.ackedRows = st.durableRows
 	return nil
 }
@@ -202,6 +232,7 @@ func (st *stream) checkpoint(n int64) error {
 // durable records that every row read so far is durable.
 func (st *stream) durable(checkpoint int64) {
 	st.durableRows = st.rows
+	st.txnStart = time.Time{}
 	if checkpoint > 0 {
 		st.lastCheckpoint = checkpoint
 	}
@@ -247,6 +278,10 @@ func (st *stream) finish() error {
 		if st.desc.WriterID != "" {
 			done["committed_rows"] = st.resumedRows + st.durableRows
 		}
+	}
+	if st.ingest != nil {
+		st.acks.Done(st.ingestResult())
+		return nil
 	}
 	b, _ := json.Marshal(done)
 	st.acks.Done(b)

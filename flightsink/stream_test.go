@@ -163,6 +163,8 @@ func TestGracefulShutdown(t *testing.T) {
 	ack, err := ls.checkpoint(rec, 1)
 	mustAck(t, ack, err, map[string]any{"checkpoint": 1.0})
 
+	probe := topic + "-probe"
+	kafkatest.CreateTopic(t, env.brokers, probe, 1, nil)
 	stopped := make(chan struct{})
 	go func() { env.srv.Shutdown(context.Background()); close(stopped) }()
 	waitFor(t, "the server to stop taking streams", func() bool {
@@ -172,8 +174,10 @@ func TestGracefulShutdown(t *testing.T) {
 		if err != nil {
 			return status.Code(err) == codes.Unavailable
 		}
+		// The probe writes to a topic of its own: one that gets in before
+		// the shutdown must not add rows to the topic under test.
 		w := flight.NewRecordWriter(stream, ipc.WithSchema(simpleSchema))
-		w.SetFlightDescriptor(pathDesc(topic))
+		w.SetFlightDescriptor(pathDesc(probe))
 		_ = w.Write(rec)
 		_ = stream.CloseSend()
 		res := readResults(stream)

@@ -54,6 +54,10 @@ type Config struct {
 	ProgressTopic string `yaml:"progress_topic"`
 	// ProgressTopicPartitions is its partition count when it is created.
 	ProgressTopicPartitions int32 `yaml:"progress_topic_partitions"`
+	// MaxTransactionRows bounds the rows of one open transaction (the rows
+	// of an exactly-once stream since its last checkpoint); more is
+	// ResourceExhausted. 0 means no limit.
+	MaxTransactionRows int64 `yaml:"max_transaction_rows"`
 }
 
 // DefaultConfig returns the documented defaults (see config.yaml).
@@ -73,6 +77,7 @@ func DefaultConfig() Config {
 		MaxExactlyOnceStreams:   64,
 		ProgressTopic:           "flightsink-writers",
 		ProgressTopicPartitions: 8,
+		MaxTransactionRows:      50_000_000,
 	}
 }
 
@@ -115,6 +120,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProgressTopicPartitions < 1 {
 		return fmt.Errorf("kafka.progress_topic_partitions: %d must be at least 1", c.ProgressTopicPartitions)
+	}
+	if c.MaxTransactionRows < 0 {
+		return fmt.Errorf("kafka.max_transaction_rows: %d must not be negative (0: no limit)", c.MaxTransactionRows)
 	}
 	if c.TransactionTimeout < time.Second {
 		return fmt.Errorf("kafka.transaction_timeout: %v must be at least 1s", c.TransactionTimeout)

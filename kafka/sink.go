@@ -284,3 +284,57 @@ func (s *Sink) unavailable(ctx context.Context, err error) error {
 	}
 	return err
 }
+
+// ListTopics lists the cluster's topics, without internal ones and without
+// the progress topic.
+func (s *Sink) ListTopics(ctx context.Context) ([]string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	defer cancel()
+	topics, err := s.admin.ListTopics(ctx)
+	if err != nil {
+		return nil, s.unavailable(ctx, fmt.Errorf("listing topics: %w", err))
+	}
+	var out []string
+	for _, name := range topics.Names() {
+		if name != s.cfg.ProgressTopic {
+			out = append(out, name)
+		}
+	}
+	return out, nil
+}
+
+// CreateTopic creates a topic with the broker's default partitions and
+// replication; kerr.TopicAlreadyExists tells that it exists.
+func (s *Sink) CreateTopic(ctx context.Context, topic string) error {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	defer cancel()
+	resp, err := s.admin.CreateTopic(ctx, -1, -1, nil, topic)
+	if err == nil {
+		err = resp.Err
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.describeRetry(ctx, topic)
+	return err
+}
+
+// CreateTopicsAllowed reports kafka.create_topics.
+func (s *Sink) CreateTopicsAllowed() bool { return s.cfg.CreateTopics }
+
+// Config returns the sink's configuration.
+func (s *Sink) Config() Config { return s.cfg }
+
+// Lookup is Topic without creating a missing topic.
+func (s *Sink) Lookup(ctx context.Context, topic string) (TopicInfo, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
+	defer cancel()
+	info, err := s.describe(ctx, topic)
+	if err != nil {
+		return TopicInfo{}, err
+	}
+	s.mu.Lock()
+	s.limits[topic] = info.MaxMessageBytes
+	s.mu.Unlock()
+	return info, nil
+}

@@ -39,7 +39,8 @@ func equal(a, b Config) bool {
 		a.Kafka.ProduceTimeout == b.Kafka.ProduceTimeout && a.Kafka.CreateTopics == b.Kafka.CreateTopics &&
 		a.Kafka.TransactionalIDPrefix == b.Kafka.TransactionalIDPrefix && a.Kafka.Replica == b.Kafka.Replica &&
 		a.Kafka.TransactionTimeout == b.Kafka.TransactionTimeout && a.Kafka.MaxExactlyOnceStreams == b.Kafka.MaxExactlyOnceStreams &&
-		a.Kafka.ProgressTopic == b.Kafka.ProgressTopic && a.Kafka.ProgressTopicPartitions == b.Kafka.ProgressTopicPartitions
+		a.Kafka.ProgressTopic == b.Kafka.ProgressTopic && a.Kafka.ProgressTopicPartitions == b.Kafka.ProgressTopicPartitions &&
+		a.Kafka.MaxTransactionRows == b.Kafka.MaxTransactionRows
 }
 
 func TestFileThenEnvironment(t *testing.T) {
