@@ -31,3 +31,9 @@ kafka-status:
 
 clean:
 	rm -rf bin
+
+# benchmark harness: own broker, contenders L/A/AE/B/P, writes bench/RESULTS.md
+# (BENCH_QUICK=1 for a short run; see bench/README.md)
+.PHONY: bench
+bench:
+	bash bench/run.sh

@@ -43,7 +43,8 @@ func (s *Server) DoAction(action *flight.Action, stream flight.FlightService_DoA
 		if !writerIDRE.MatchString(req.WriterID) {
 			return status.Errorf(codes.InvalidArgument, `writer-status: key "writer_id": %q must be 1-200 characters of [A-Za-z0-9._-]`, req.WriterID)
 		}
-		p, found, err := s.sink.WriterStatus(stream.Context(), req.WriterID)
+		principal := PrincipalFromContext(stream.Context())
+		p, found, err := s.sink.WriterStatus(stream.Context(), principal.scopedWriter(req.WriterID))
 		if err != nil {
 			e := classify(err)
 			return status.Error(e.Code, "writer-status: "+e.Msg)

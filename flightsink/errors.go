@@ -37,6 +37,9 @@ const (
 	ReasonKafkaUnavailable Reason = "kafka_unavailable" // Kafka did not answer in time; retry later
 	ReasonKafkaError       Reason = "kafka_error"       // Kafka refused the records
 	ReasonShutdown         Reason = "shutdown"          // the server is shutting down; retry on another replica
+	ReasonForbidden        Reason = "forbidden"         // the principal may not write to this topic or with this delivery
+	ReasonIdle             Reason = "idle_timeout"      // the client sent nothing for flight.idle_timeout
+	ReasonBatchTooLarge    Reason = "batch_too_large"   // a decoded record batch exceeds flight.max_batch_bytes
 	ReasonUnimplemented    Reason = "unimplemented"     // the request asks for something this server does not do
 	ReasonInternal         Reason = "internal"          // a bug; please report it
 )

@@ -22,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 
@@ -72,6 +73,13 @@ type envOption func(*flightsink.Config, *kafka.Config)
 
 func startServer(t testing.TB, opts ...envOption) *testEnv {
 	t.Helper()
+	return startServerWith(t, nil, nil, opts...)
+}
+
+// startServerWith also takes server options (auth) and the client's
+// transport credentials (TLS); nil means plaintext.
+func startServerWith(t testing.TB, srvOpts []flightsink.Option, clientCreds credentials.TransportCredentials, opts ...envOption) *testEnv {
+	t.Helper()
 	brokers, kind := kafkatest.Brokers(t)
 	fcfg, kcfg := flightsink.DefaultConfig(), kafka.DefaultConfig()
 	kcfg.Brokers = brokers
@@ -95,7 +103,7 @@ func startServer(t testing.TB, opts ...envOption) *testEnv {
 	}
 	t.Logf("sink ready in %v (%d pool ids re-initialised)", time.Since(prepStart), kcfg.MaxExactlyOnceStreams)
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	srv, err := flightsink.NewServer(fcfg, sink, flightsink.WithAllocator(mem), flightsink.WithLogger(log))
+	srv, err := flightsink.NewServer(fcfg, sink, append([]flightsink.Option{flightsink.WithAllocator(mem), flightsink.WithLogger(log)}, srvOpts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +113,10 @@ func startServer(t testing.TB, opts ...envOption) *testEnv {
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(lis) }()
-	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+	if clientCreds == nil {
+		clientCreds = insecure.NewCredentials()
+	}
+	conn, err := grpc.NewClient(lis.Addr().String(), grpc.WithTransportCredentials(clientCreds),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(64<<20)))
 	if err != nil {
 		t.Fatal(err)

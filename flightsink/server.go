@@ -6,9 +6,13 @@ package flightsink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
@@ -41,6 +46,19 @@ type Config struct {
 	// ShutdownGrace is how long open streams may run on after SIGTERM before
 	// they are ended with Unavailable.
 	ShutdownGrace time.Duration `yaml:"shutdown_grace"`
+	// MaxStreams caps the streams open at once (both delivery modes); it is
+	// also the size of the exactly-once producer pool.
+	MaxStreams int `yaml:"max_streams"`
+	// MaxBatchBytes caps one decoded record batch (compressed bodies can
+	// expand far beyond max_message_bytes).
+	MaxBatchBytes int64 `yaml:"max_batch_bytes"`
+	// IdleTimeout ends a stream that sends nothing for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// TLSCertFile and TLSKeyFile turn on TLS; TLSClientCAFile also requires
+	// client certificates signed by that CA (mutual TLS).
+	TLSCertFile     string `yaml:"tls_cert_file"`
+	TLSKeyFile      string `yaml:"tls_key_file"`
+	TLSClientCAFile string `yaml:"tls_client_ca_file"`
 }
 
 // DefaultConfig returns the documented defaults (see config.yaml).
@@ -50,6 +68,9 @@ func DefaultConfig() Config {
 		MaxMessageBytes: 64 << 20,
 		DefaultDelivery: ExactlyOnce,
 		ShutdownGrace:   30 * time.Second,
+		MaxStreams:      64,
+		MaxBatchBytes:   256 << 20,
+		IdleTimeout:     5 * time.Minute,
 	}
 }
 
@@ -65,6 +86,21 @@ func (c *Config) Validate() error {
 	case AtLeastOnce, ExactlyOnce:
 	default:
 		return fmt.Errorf("flight.default_delivery: %q is not one of at_least_once, exactly_once", c.DefaultDelivery)
+	}
+	if c.MaxStreams < 1 {
+		return fmt.Errorf("flight.max_streams: %d must be at least 1", c.MaxStreams)
+	}
+	if c.MaxBatchBytes < 1<<20 {
+		return fmt.Errorf("flight.max_batch_bytes: %d must be at least 1 MiB", c.MaxBatchBytes)
+	}
+	if c.IdleTimeout < time.Second {
+		return fmt.Errorf("flight.idle_timeout: %v must be at least 1s", c.IdleTimeout)
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		return fmt.Errorf("flight.tls_cert_file and flight.tls_key_file: set both or neither")
+	}
+	if c.TLSClientCAFile != "" && c.TLSCertFile == "" {
+		return fmt.Errorf("flight.tls_client_ca_file: mutual TLS needs flight.tls_cert_file and flight.tls_key_file")
 	}
 	if c.ShutdownGrace < 0 {
 		return fmt.Errorf("flight.shutdown_grace: %v must not be negative", c.ShutdownGrace)
@@ -83,10 +119,15 @@ type Server struct {
 	grpc *grpc.Server
 	sql  flight.FlightServer // Flight SQL metadata (GetSqlInfo, GetTables) for ADBC clients
 
-	mu       sync.Mutex
-	closing  bool
-	streams  map[*stream]context.CancelCauseFunc
-	streamWG sync.WaitGroup
+	authCfg  AuthConfig
+	auth     *authenticator // nil: everyone is Anonymous
+	grpcOpts []grpc.ServerOption
+
+	mu           sync.Mutex
+	closing      bool
+	streams      map[*stream]context.CancelCauseFunc
+	perPrincipal map[string]int
+	streamWG     sync.WaitGroup
 	// cleanupWG tracks the aborts of failed streams, which run after the
 	// client got its status: a client learns of a failure (a broker down,
 	// say) without waiting for an abort that may itself time out.
@@ -99,6 +140,14 @@ type Option func(*Server)
 // WithAllocator sets the allocator for decoded Arrow data (tests pass a
 // memory.CheckedAllocator to catch leaks).
 func WithAllocator(mem memory.Allocator) Option { return func(s *Server) { s.mem = mem } }
+
+// WithAuth sets who may connect and what each principal may write.
+func WithAuth(c AuthConfig) Option { return func(s *Server) { s.authCfg = c } }
+
+// WithGRPCOptions adds gRPC server options (tests, health services).
+func WithGRPCOptions(opts ...grpc.ServerOption) Option {
+	return func(s *Server) { s.grpcOpts = append(s.grpcOpts, opts...) }
+}
 
 // WithLogger sets the server's logger.
 func WithLogger(log zerolog.Logger) Option { return func(s *Server) { s.log = log } }
@@ -113,14 +162,73 @@ func NewServer(cfg Config, sink *kafka.Sink, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, sink: sink, log: zerolog.Nop(), mem: memory.DefaultAllocator,
-		streams: map[*stream]context.CancelCauseFunc{}}
+		streams: map[*stream]context.CancelCauseFunc{}, perPrincipal: map[string]int{}}
 	for _, o := range opts {
 		o(s)
 	}
+	var err error
+	if s.auth, err = newAuthenticator(s.authCfg); err != nil {
+		return nil, err
+	}
+	if s.auth == nil && !s.authCfg.AllowAnonymous && !isLoopback(cfg.Listen) {
+		return nil, fmt.Errorf("flight.listen: %s is reachable from other hosts but no auth is configured; "+
+			"configure auth.tokens or auth.users, or set auth.allow_anonymous: true if anyone who can reach it may write", cfg.Listen)
+	}
+	gopts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes)}, s.grpcOpts...)
+	if cfg.TLSCertFile != "" {
+		creds, err := serverTLS(cfg)
+		if err != nil {
+			return nil, err
+		}
+		gopts = append(gopts, grpc.Creds(creds))
+	}
+	if s.auth != nil {
+		gopts = append(gopts, grpc.ChainUnaryInterceptor(s.auth.unary), grpc.ChainStreamInterceptor(s.auth.stream))
+	}
 	s.sql = flightsql.NewFlightServerWithAllocator(newSQLService(sink, s.mem), s.mem)
-	s.grpc = grpc.NewServer(grpc.MaxRecvMsgSize(cfg.MaxMessageBytes))
+	s.grpc = grpc.NewServer(gopts...)
 	flight.RegisterFlightServiceServer(s.grpc, s)
 	return s, nil
+}
+
+// GRPC is the server's gRPC server, to register more services (health).
+func (s *Server) GRPC() *grpc.Server { return s.grpc }
+
+// AuthEnabled reports whether clients must authenticate.
+func (s *Server) AuthEnabled() bool { return s.auth != nil }
+
+// isLoopback reports whether a listen address only accepts local clients.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// serverTLS loads the certificate and, for mutual TLS, the client CA.
+func serverTLS(cfg Config) (credentials.TransportCredentials, error) {
+	cert, err := tls.LoadX509KeyPair(cfg.TLSCertFile, cfg.TLSKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("flight.tls_cert_file / flight.tls_key_file: %w", err)
+	}
+	tc := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if cfg.TLSClientCAFile != "" {
+		pem, err := os.ReadFile(cfg.TLSClientCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("flight.tls_client_ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("flight.tls_client_ca_file: no PEM certificate in %s", cfg.TLSClientCAFile)
+		}
+		tc.ClientCAs, tc.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return credentials.NewTLS(tc), nil
 }
 
 // Serve accepts connections on lis until Shutdown; it returns nil after a
@@ -186,17 +294,34 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 		st.log = st.log.With().Str("peer", p.Addr.String()).Logger()
 	}
 
+	principal := PrincipalFromContext(ctx)
+	st.principal = principal
+	if !principal.anonymous {
+		st.log = st.log.With().Str("principal", principal.Name).Logger()
+	}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		return s.toStatus(grpcStream, st, errShutdown)
 	}
+	if len(s.streams) >= s.cfg.MaxStreams {
+		s.mu.Unlock()
+		return s.toStatus(grpcStream, st, newError(codes.ResourceExhausted, ReasonTooManyStreams,
+			"%d streams are open, the most flight.max_streams allows; retry later or on another replica", s.cfg.MaxStreams))
+	}
+	if m := principal.maxStreams; m > 0 && s.perPrincipal[principal.Name] >= m {
+		s.mu.Unlock()
+		return s.toStatus(grpcStream, st, newError(codes.ResourceExhausted, ReasonTooManyStreams,
+			"principal %q has %d streams open, the most auth.principals[].max_streams allows", principal.Name, m))
+	}
 	s.streams[st] = cancel
+	s.perPrincipal[principal.Name]++
 	s.streamWG.Add(1)
 	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.streams, st)
+		s.perPrincipal[principal.Name]--
 		s.mu.Unlock()
 		s.streamWG.Done()
 	}()
@@ -225,7 +350,7 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 func (st *stream) runSafely() (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			st.log.Error().Interface("panic", r).Msg("stream panicked")
+			st.log.Error().Interface("panic", r).Bytes("stack", debug.Stack()).Msg("stream panicked")
 			err = &Error{Code: codes.Internal, Reason: ReasonInternal, Msg: fmt.Sprintf("internal error: %v", r)}
 		}
 	}()

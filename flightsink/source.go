@@ -22,6 +22,7 @@ import (
 type receiver struct {
 	ch   chan recvResult
 	quit chan struct{}
+	idle time.Duration // flight.idle_timeout
 }
 
 type recvResult struct {
@@ -29,8 +30,8 @@ type recvResult struct {
 	err error
 }
 
-func startReceiver(stream flight.FlightService_DoPutServer) *receiver {
-	r := &receiver{ch: make(chan recvResult, 1), quit: make(chan struct{})}
+func startReceiver(stream flight.FlightService_DoPutServer, idle time.Duration) *receiver {
+	r := &receiver{ch: make(chan recvResult, 1), quit: make(chan struct{}), idle: idle}
 	go func() {
 		for {
 			fd, err := stream.Recv()
@@ -53,7 +54,12 @@ func (r *receiver) stop() { close(r.quit) }
 
 // next returns the next FlightData or the reason there is none.
 func (r *receiver) next(ctx context.Context) (*flight.FlightData, error) {
+	idle := time.NewTimer(r.idle)
+	defer idle.Stop()
 	select {
+	case <-idle.C:
+		return nil, &Error{Code: codes.DeadlineExceeded, Reason: ReasonIdle,
+			Msg: fmt.Sprintf("the client sent nothing for flight.idle_timeout (%v); the stream is closed", r.idle)}
 	case res := <-r.ch:
 		if res.err != nil {
 			return nil, recvError(res.err)

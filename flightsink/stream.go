@@ -44,11 +44,12 @@ type stream struct {
 	discardedRows     int64        // tail aborted at a clean close with commit_on_close false
 	txnStart          time.Time    // when the open transaction got its first row
 	ingest            *ingestState // set for a Flight SQL bulk ingest
+	principal         *Principal
 }
 
 // run executes the stream; every exit path leaves nothing open.
 func (st *stream) run() (err error) {
-	recv := startReceiver(st.grpc)
+	recv := startReceiver(st.grpc, st.srv.cfg.IdleTimeout)
 	defer recv.stop()
 	defer func() {
 		if err != nil && st.ctx.Err() != nil {
@@ -86,6 +87,9 @@ func (st *stream) run() (err error) {
 		if st.delivery != ExactlyOnce {
 			return badDescriptor(`cmd: key "writer_id" requires "delivery":"exactly_once" (an at-least-once stream cannot be resumed)`)
 		}
+	}
+	if err := authorize(st.principal, st.desc.Topic, st.delivery); err != nil {
+		return err
 	}
 	if len(first.DataHeader) == 0 {
 		return badStream("the first message carries no schema (data_header is empty); the schema must come with the descriptor")
@@ -156,6 +160,11 @@ func (st *stream) run() (err error) {
 // produce encodes a whole batch first (a bad row rejects the batch before
 // any of it reaches Kafka), then hands its records to the writer.
 func (st *stream) produce(rec arrow.RecordBatch) error {
+	if size := batchBytes(rec); size > st.srv.cfg.MaxBatchBytes {
+		return newError(codes.ResourceExhausted, ReasonBatchTooLarge,
+			"record batch %d is %d bytes decoded, over flight.max_batch_bytes (%d); send smaller batches",
+			st.batches, size, st.srv.cfg.MaxBatchBytes)
+	}
 	if err := st.checkTransactionLimits(rec.NumRows()); err != nil {
 		return err
 	}
@@ -311,7 +320,11 @@ func (st *stream) openWriter() error {
 		st.writer = sink.OpenAtLeastOnce()
 		return nil
 	}
-	opened, err := sink.OpenExactlyOnce(st.ctx, st.desc.Topic, st.desc.WriterID)
+	writer := ""
+	if st.desc.WriterID != "" {
+		writer = st.principal.scopedWriter(st.desc.WriterID)
+	}
+	opened, err := sink.OpenExactlyOnce(st.ctx, st.desc.Topic, writer)
 	if err != nil {
 		return err
 	}
@@ -355,3 +368,29 @@ func nullable(n int64) any {
 }
 
 func msTime(ms int64) time.Time { return time.UnixMilli(ms) }
+
+// batchBytes is the decoded size of a record batch: every buffer of every
+// column, children and dictionaries included.
+func batchBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	for _, col := range rec.Columns() {
+		n += dataBytes(col.Data())
+	}
+	return n
+}
+
+func dataBytes(d arrow.ArrayData) int64 {
+	var n int64
+	for _, b := range d.Buffers() {
+		if b != nil {
+			n += int64(b.Len())
+		}
+	}
+	for _, c := range d.Children() {
+		n += dataBytes(c)
+	}
+	if d.DataType().ID() == arrow.DICTIONARY { // Dictionary() is a typed nil otherwise
+		n += dataBytes(d.Dictionary())
+	}
+	return n
+}

@@ -47,8 +47,8 @@ type Config struct {
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
 	// MaxExactlyOnceStreams is the number of anonymous exactly-once streams
 	// that may be open at once: the size of the transactional-id pool
-	// <prefix>-p-<replica>-<n>.
-	MaxExactlyOnceStreams int `yaml:"max_exactly_once_streams"`
+	// <prefix>-p-<replica>-<n>. The binary sets it from flight.max_streams.
+	MaxExactlyOnceStreams int `yaml:"-"`
 	// ProgressTopic is the compacted topic where named writers' progress is
 	// committed inside their transactions; created at start-up if missing.
 	ProgressTopic string `yaml:"progress_topic"`
@@ -113,7 +113,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("kafka.replica: %q must be non-empty [A-Za-z0-9._-], unique and stable per server instance", c.Replica)
 	}
 	if c.MaxExactlyOnceStreams < 1 || c.MaxExactlyOnceStreams > 100_000 {
-		return fmt.Errorf("kafka.max_exactly_once_streams: %d must be between 1 and 100000", c.MaxExactlyOnceStreams)
+		return fmt.Errorf("flight.max_streams: %d must be between 1 and 100000 (it sizes the exactly-once producer pool)", c.MaxExactlyOnceStreams)
 	}
 	if c.ProgressTopic == "" || !validIDPart(c.ProgressTopic) {
 		return fmt.Errorf("kafka.progress_topic: %q must be a valid topic name", c.ProgressTopic)

@@ -83,15 +83,19 @@ func serve(args []string) error {
 	if err := sink.Prepare(ctx); err != nil {
 		return err
 	}
-	srv, err := flightsink.NewServer(cfg.Flight, sink, flightsink.WithLogger(log))
+	srv, err := flightsink.NewServer(cfg.Flight, sink, flightsink.WithLogger(log), flightsink.WithAuth(cfg.Auth))
 	if err != nil {
 		return err
+	}
+	if !srv.AuthEnabled() {
+		log.Warn().Str("listen", cfg.Flight.Listen).Msg("no auth configured: every client is the anonymous principal and may write to every topic")
 	}
 	lis, err := net.Listen("tcp", cfg.Flight.Listen)
 	if err != nil {
 		return fmt.Errorf("flight.listen: %w", err)
 	}
 	log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).
+		Bool("tls", cfg.Flight.TLSCertFile != "").Bool("auth", srv.AuthEnabled()).
 		Str("default_delivery", string(cfg.Flight.DefaultDelivery)).Msg("flightsink serving")
 
 	errc := make(chan error, 1)

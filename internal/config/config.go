@@ -22,9 +22,10 @@ import (
 
 // Config is the whole configuration, one section per package.
 type Config struct {
-	Flight flightsink.Config `yaml:"flight"`
-	Kafka  kafka.Config      `yaml:"kafka"`
-	Log    Log               `yaml:"log"`
+	Flight flightsink.Config     `yaml:"flight"`
+	Kafka  kafka.Config          `yaml:"kafka"`
+	Auth   flightsink.AuthConfig `yaml:"auth"`
+	Log    Log                   `yaml:"log"`
 }
 
 // Log configures the structured logs.
@@ -45,6 +46,7 @@ func (c *Config) Validate() error {
 	if err := c.Flight.Validate(); err != nil {
 		return err
 	}
+	c.Kafka.MaxExactlyOnceStreams = c.Flight.MaxStreams
 	if err := c.Kafka.Validate(); err != nil {
 		return err
 	}
@@ -104,6 +106,9 @@ func applyEnv(cfg *Config, environ []string) error {
 		sv := root.Field(i)
 		for j := 0; j < sv.NumField(); j++ {
 			key := sv.Type().Field(j).Tag.Get("yaml")
+			if key == "-" {
+				continue
+			}
 			name := EnvName(section, key)
 			val, ok := env[name]
 			if !ok {
