@@ -7,7 +7,6 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
-	"os"
 	"path"
 	"strings"
 	"sync"
@@ -18,6 +17,8 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/flightsink/flightsink/internal/secret"
 )
 
 // AuthConfig is who may connect and what each principal may write.
@@ -41,52 +42,17 @@ type AuthConfig struct {
 	SessionTTL time.Duration `yaml:"session_ttl"`
 }
 
-// A secret is given as Value, or read from File, or from the environment
-// variable Env: config.yaml need never hold it.
-type secret struct {
-	Value string `yaml:"value"`
-	File  string `yaml:"file"`
-	Env   string `yaml:"env"`
-}
-
-func (s secret) resolve(what string) (string, error) {
-	set := 0
-	for _, v := range []string{s.Value, s.File, s.Env} {
-		if v != "" {
-			set++
-		}
-	}
-	if set != 1 {
-		return "", fmt.Errorf("%s: give exactly one of value, file, env", what)
-	}
-	switch {
-	case s.File != "":
-		b, err := os.ReadFile(s.File)
-		if err != nil {
-			return "", fmt.Errorf("%s: %w", what, err)
-		}
-		return strings.TrimSpace(string(b)), nil
-	case s.Env != "":
-		v, ok := os.LookupEnv(s.Env)
-		if !ok || v == "" {
-			return "", fmt.Errorf("%s: environment variable %s is not set", what, s.Env)
-		}
-		return v, nil
-	}
-	return s.Value, nil
-}
-
 // TokenConfig is a static bearer token of a principal.
 type TokenConfig struct {
-	Principal string `yaml:"principal"`
-	Token     secret `yaml:"token"`
+	Principal string        `yaml:"principal"`
+	Token     secret.Secret `yaml:"token"`
 }
 
 // UserConfig is a basic-auth user: a bcrypt hash of the password (a hash
 // is not a secret, but it may come from a file or the environment too).
 type UserConfig struct {
-	Username       string `yaml:"username"`
-	PasswordBcrypt secret `yaml:"password_bcrypt"`
+	Username       string        `yaml:"username"`
+	PasswordBcrypt secret.Secret `yaml:"password_bcrypt"`
 	// Principal defaults to the username.
 	Principal string `yaml:"principal"`
 }
@@ -207,7 +173,7 @@ func newAuthenticator(c AuthConfig) (*authenticator, error) {
 	}
 	for i, tc := range c.Tokens {
 		setting := fmt.Sprintf("auth.tokens[%d]", i)
-		tok, err := tc.Token.resolve(setting + ".token")
+		tok, err := tc.Token.Resolve(setting + ".token")
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +186,7 @@ func newAuthenticator(c AuthConfig) (*authenticator, error) {
 	}
 	for i, uc := range c.Users {
 		setting := fmt.Sprintf("auth.users[%d]", i)
-		hash, err := uc.PasswordBcrypt.resolve(setting + ".password_bcrypt")
+		hash, err := uc.PasswordBcrypt.Resolve(setting + ".password_bcrypt")
 		if err != nil {
 			return nil, err
 		}

@@ -58,6 +58,10 @@ type Config struct {
 	// of an exactly-once stream since its last checkpoint); more is
 	// ResourceExhausted. 0 means no limit.
 	MaxTransactionRows int64 `yaml:"max_transaction_rows"`
+	// TLS to the brokers.
+	TLS TLSConfig `yaml:"tls"`
+	// SASL authentication to the brokers.
+	SASL SASLConfig `yaml:"sasl"`
 }
 
 // DefaultConfig returns the documented defaults (see config.yaml).
@@ -120,6 +124,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProgressTopicPartitions < 1 {
 		return fmt.Errorf("kafka.progress_topic_partitions: %d must be at least 1", c.ProgressTopicPartitions)
+	}
+	if _, err := c.securityOpts(); err != nil {
+		return err
 	}
 	if c.MaxTransactionRows < 0 {
 		return fmt.Errorf("kafka.max_transaction_rows: %d must not be negative (0: no limit)", c.MaxTransactionRows)

@@ -136,7 +136,7 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 		if writerID == "" {
 			id = s.poolID(w.slot)
 		}
-		cl, err := kgo.NewClient(append(s.producerOpts(nil),
+		cl, err := kgo.NewClient(append(s.producerOpts(),
 			kgo.TransactionalID(id),
 			kgo.TransactionTimeout(s.cfg.TransactionTimeout),
 		)...)

@@ -114,7 +114,7 @@ func (p *progressStore) lastStableOffset(ctx context.Context, n int32) (int64, e
 
 // catchUp reads partition n from part.next up to lso, read_committed.
 func (p *progressStore) catchUp(ctx context.Context, n int32, part *progressPartition, lso int64) error {
-	cl, err := kgo.NewClient(append(p.sink.baseOpts(nil),
+	cl, err := kgo.NewClient(append(p.sink.baseOpts(),
 		kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{p.topic: {n: kgo.NewOffset().At(part.next)}}),
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.KeepControlRecords(), // markers take offsets: they tell when lso is reached

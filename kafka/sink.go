@@ -26,6 +26,7 @@ type Sink struct {
 	admin  *kadm.Client
 	adminc *kgo.Client
 	bg     context.Context // lives as long as the sink: the context of shared-producer records
+	extra  []kgo.Opt       // security and caller options, for every client the sink makes
 	stop   context.CancelFunc
 
 	pool     *txnPool
@@ -63,18 +64,22 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams)}
+	security, err := cfg.securityOpts()
+	if err != nil {
+		return nil, err
+	}
+	extra = append(security, extra...)
+	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra}
 	s.progress = &progressStore{sink: s, topic: cfg.ProgressTopic, parts: map[int32]*progressPartition{}}
 	s.bg, s.stop = context.WithCancel(context.Background())
-	var err error
 	// Topic look-ups must see a topic created a moment ago: kgo otherwise
 	// answers metadata requests from a cache up to 5 s old.
-	s.adminc, err = kgo.NewClient(append(s.baseOpts(extra), kgo.MetadataMinAge(50*time.Millisecond))...)
+	s.adminc, err = kgo.NewClient(append(s.baseOpts(), kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
 		return nil, fmt.Errorf("kafka admin client: %w", err)
 	}
 	s.admin = kadm.NewClient(s.adminc)
-	s.shared, err = kgo.NewClient(append(s.producerOpts(extra), kgo.RequiredAcks(kgo.AllISRAcks()))...)
+	s.shared, err = kgo.NewClient(append(s.producerOpts(), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
 		s.stop()
 		s.adminc.Close()
@@ -83,13 +88,13 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	return s, nil
 }
 
-func (s *Sink) baseOpts(extra []kgo.Opt) []kgo.Opt {
+func (s *Sink) baseOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ClientID(s.cfg.ClientID),
 		kgo.WithLogger(kzeroLogger{s.log}),
 	}
-	return append(opts, extra...)
+	return append(opts, s.extra...)
 }
 
 // producerOpts are the options every producer shares: batching,
@@ -97,9 +102,9 @@ func (s *Sink) baseOpts(extra []kgo.Opt) []kgo.Opt {
 // are each writer's own (see inflight): kgo's record timeout counts from the
 // record's timestamp, which comes from client data, and kgo's buffer limit
 // would block one stream on another's records.
-func (s *Sink) producerOpts(extra []kgo.Opt) []kgo.Opt {
+func (s *Sink) producerOpts() []kgo.Opt {
 	codec, _ := s.cfg.compression()
-	return append(s.baseOpts(extra),
+	return append(s.baseOpts(),
 		kgo.ProducerLinger(s.cfg.Linger),
 		kgo.ProducerBatchCompression(codec),
 		kgo.MaxBufferedRecords(1<<30),

@@ -29,6 +29,9 @@
 #   KAFKA_JVM_OPTS        default: serial GC, C1 only, no perf data (small and fast to start)
 #   KAFKA_EXTRA_PROPS     extra server.properties lines (key=value, newline separated), applied
 #                         when NAME is created; later keys override the defaults
+#   KAFKA_SASL            1: NAME also gets a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256,
+#                         SCRAM-SHA-512) with user "flightsink", password "flightsink-secret";
+#                         up/start then also print KAFKA_SASL_BROKERS=127.0.0.1:PORT
 #   KAFKA_OWNER_PID       if set, a watchdog runs `down NAME` once that process has exited
 #                         (Go tests: set it to os.Getpid() so a killed test leaves no broker)
 #   KAFKA_CDS             1 (default): the first broker that stops cleanly leaves a class-data-sharing
@@ -130,12 +133,14 @@ pick_ports() {
   local lo hi p
   read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
   hi=$((lo > 12000 ? lo - 1 : 32767))
-  PORT='' CPORT=''
+  PORT='' CPORT='' SPORT=''
   for _ in $(seq 200); do
     p=$((10000 + (RANDOM * 32768 + RANDOM) % (hi - 10000)))
-    [[ $p == "$PORT" ]] && continue
+    [[ $p == "$PORT" || $p == "$CPORT" ]] && continue
     port_listening "$p" && continue
-    if [[ -z $PORT ]]; then PORT=$p; else CPORT=$p; return 0; fi
+    if [[ -z $PORT ]]; then PORT=$p
+    elif [[ -z $CPORT ]]; then CPORT=$p; [[ ${KAFKA_SASL:-0} == 1 ]] || return 0
+    else SPORT=$p; return 0; fi
   done
   die "could not find free ports"
 }
@@ -198,6 +203,7 @@ write_config() {
   cat >"$RUN/broker.env" <<EOF
 KAFKA_PORT=$PORT
 KAFKA_CONTROLLER_PORT=$CPORT
+KAFKA_SASL_PORT=$SPORT
 EOF
   cat >"$RUN/server.properties" <<EOF
 # written by scripts/kafka.sh for the local test broker "$NAME"
@@ -237,6 +243,19 @@ num.recovery.threads.per.data.dir=1
 log.cleaner.dedupe.buffer.size=16777216
 broker.heartbeat.interval.ms=500
 EOF
+  if [[ -n $SPORT ]]; then
+    cat >>"$RUN/server.properties" <<EOF
+
+# KAFKA_SASL=1: a SASL_PLAINTEXT listener for the security tests
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SASL_PLAINTEXT://127.0.0.1:$SPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SASL_PLAINTEXT://127.0.0.1:$SPORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SASL_PLAINTEXT:SASL_PLAINTEXT
+sasl.enabled.mechanisms=PLAIN,SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_flightsink="flightsink-secret";
+listener.name.sasl_plaintext.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+EOF
+  fi
   if [[ -n ${KAFKA_EXTRA_PROPS:-} ]]; then
     printf '\n# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$RUN/server.properties"
   fi
@@ -258,9 +277,14 @@ format_storage() {
   # (passed as --cluster-id=ID: an id that starts with "-" would otherwise read as an option)
   cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
   cds_opts
+  local scram=()
+  if [[ -n ${KAFKA_SASL_PORT:-} ]]; then
+    scram=(--add-scram 'SCRAM-SHA-256=[name=flightsink,password=flightsink-secret]'
+           --add-scram 'SCRAM-SHA-512=[name=flightsink,password=flightsink-secret]')
+  fi
   if ! "$JAVA" "${JVM_OPTS[@]}" "${CDS_OPTS[@]}" -Xmx256m -Dkafka.logs.dir="$RUN/logs" \
       -Dlog4j2.configurationFile="$LOG4J_CONF" -cp "$LIB/*" \
-      kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" \
+      kafka.tools.StorageTool format --standalone --cluster-id="$cluster_id" "${scram[@]}" \
       -c "$RUN/server.properties" >"$RUN/logs/format.out" 2>&1; then
     cat "$RUN/logs/format.out" >&2
     die "StorageTool format failed"
@@ -335,7 +359,10 @@ kill_broker() {
   rm -f "$RUN/kafka.jsa"
 }
 
-print_addr() { echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"; }
+print_addr() {
+  if [[ -n ${KAFKA_SASL_PORT:-} ]]; then echo "KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT"; fi
+  echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
+}
 
 # start_existing: start the stopped broker of $RUN on its recorded ports.
 start_existing() {

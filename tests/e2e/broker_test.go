@@ -55,10 +55,8 @@ func TestBrokerRestartMidStream(t *testing.T) {
 	topic := kafkatest.TopicName(t)
 	kafkatest.CreateTopic(t, brokers, topic, 2, nil)
 	const produceTimeout = 5 * time.Second
-	srv := startServer(t, serverConfig{brokers: brokers, replica: "restart", prefix: uniquePrefix(t)})
-	srv.kill()
-	srv.env = append(srv.env, "FLIGHTSINK_KAFKA_PRODUCE_TIMEOUT="+produceTimeout.String())
-	srv.start()
+	srv := startServer(t, serverConfig{brokers: brokers, replica: "restart", prefix: uniquePrefix(t),
+		env: []string{"FLIGHTSINK_KAFKA_PRODUCE_TIMEOUT=" + produceTimeout.String()}})
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	writer := "restart-" + topic

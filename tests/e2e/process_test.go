@@ -69,7 +69,8 @@ type serverConfig struct {
 	brokers []string
 	replica string
 	prefix  string // kafka.transactional_id_prefix, unique per test so tests do not share pool ids
-	extra   []string
+	extra   []string // more arguments of serve
+	env     []string // more environment
 }
 
 func freeAddr(t *testing.T) string {
@@ -92,6 +93,7 @@ func startServer(t *testing.T, c serverConfig) *server {
 			"FLIGHTSINK_KAFKA_MAX_EXACTLY_ONCE_STREAMS=4",
 			"FLIGHTSINK_FLIGHT_SHUTDOWN_GRACE=2s",
 		)}
+	s.env = append(s.env, c.env...)
 	s.args = append([]string{"serve", "--config", os.DevNull, "--brokers", strings.Join(c.brokers, ",")}, c.extra...)
 	s.start()
 	t.Cleanup(func() {
