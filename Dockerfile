@@ -9,6 +9,6 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flightsink ./cmd/f
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/flightsink /usr/local/bin/flightsink
 COPY config.yaml /etc/flightsink/config.yaml
-EXPOSE 8815
+EXPOSE 8815 9464
 ENTRYPOINT ["/usr/local/bin/flightsink"]
 CMD ["serve", "--config", "/etc/flightsink/config.yaml"]

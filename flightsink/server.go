@@ -27,6 +27,7 @@ import (
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 
+	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/kafka"
 )
 
@@ -52,6 +53,11 @@ type Config struct {
 	// MaxBatchBytes caps one decoded record batch (compressed bodies can
 	// expand far beyond max_message_bytes).
 	MaxBatchBytes int64 `yaml:"max_batch_bytes"`
+	// ReceiveWindowBytes is the gRPC flow-control window of each stream and
+	// connection: how much a client may send ahead of what the server has
+	// read. A fixed window (instead of gRPC's growing one, up to 16 MiB per
+	// stream) keeps memory bounded per stream.
+	ReceiveWindowBytes int32 `yaml:"receive_window_bytes"`
 	// IdleTimeout ends a stream that sends nothing for this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
 	// TLSCertFile and TLSKeyFile turn on TLS; TLSClientCAFile also requires
@@ -64,13 +70,14 @@ type Config struct {
 // DefaultConfig returns the documented defaults (see config.yaml).
 func DefaultConfig() Config {
 	return Config{
-		Listen:          "127.0.0.1:8815",
-		MaxMessageBytes: 64 << 20,
-		DefaultDelivery: ExactlyOnce,
-		ShutdownGrace:   30 * time.Second,
-		MaxStreams:      64,
-		MaxBatchBytes:   256 << 20,
-		IdleTimeout:     5 * time.Minute,
+		Listen:             "127.0.0.1:8815",
+		MaxMessageBytes:    64 << 20,
+		DefaultDelivery:    ExactlyOnce,
+		ShutdownGrace:      30 * time.Second,
+		MaxStreams:         64,
+		MaxBatchBytes:      256 << 20,
+		ReceiveWindowBytes: 8 << 20,
+		IdleTimeout:        5 * time.Minute,
 	}
 }
 
@@ -92,6 +99,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchBytes < 1<<20 {
 		return fmt.Errorf("flight.max_batch_bytes: %d must be at least 1 MiB", c.MaxBatchBytes)
+	}
+	if c.ReceiveWindowBytes < 64<<10 {
+		return fmt.Errorf("flight.receive_window_bytes: %d must be at least 65536", c.ReceiveWindowBytes)
 	}
 	if c.IdleTimeout < time.Second {
 		return fmt.Errorf("flight.idle_timeout: %v must be at least 1s", c.IdleTimeout)
@@ -119,6 +129,7 @@ type Server struct {
 	grpc *grpc.Server
 	sql  flight.FlightServer // Flight SQL metadata (GetSqlInfo, GetTables) for ADBC clients
 
+	metrics  *metrics.Metrics // nil: none
 	authCfg  AuthConfig
 	auth     *authenticator // nil: everyone is Anonymous
 	grpcOpts []grpc.ServerOption
@@ -149,6 +160,9 @@ func WithGRPCOptions(opts ...grpc.ServerOption) Option {
 	return func(s *Server) { s.grpcOpts = append(s.grpcOpts, opts...) }
 }
 
+// WithMetrics makes the server report to m.
+func WithMetrics(m *metrics.Metrics) Option { return func(s *Server) { s.metrics = m } }
+
 // WithLogger sets the server's logger.
 func WithLogger(log zerolog.Logger) Option { return func(s *Server) { s.log = log } }
 
@@ -174,7 +188,8 @@ func NewServer(cfg Config, sink *kafka.Sink, opts ...Option) (*Server, error) {
 		return nil, fmt.Errorf("flight.listen: %s is reachable from other hosts but no auth is configured; "+
 			"configure auth.tokens or auth.users, or set auth.allow_anonymous: true if anyone who can reach it may write", cfg.Listen)
 	}
-	gopts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes)}, s.grpcOpts...)
+	gopts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
+		grpc.InitialWindowSize(cfg.ReceiveWindowBytes), grpc.InitialConnWindowSize(cfg.ReceiveWindowBytes)}, s.grpcOpts...)
 	if cfg.TLSCertFile != "" {
 		creds, err := serverTLS(cfg)
 		if err != nil {
@@ -336,6 +351,7 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 		}()
 	}
 	st.acks.Stop()
+	st.reportOutcome(err)
 	if err == nil {
 		st.log.Info().Str("delivery", string(st.delivery)).Int64("rows", st.durableRows).
 			Int64("batches", st.batches).Int64("last_checkpoint", st.lastCheckpoint).

@@ -14,6 +14,7 @@ import (
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 
+	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/kafka"
 )
 
@@ -45,6 +46,28 @@ type stream struct {
 	txnStart          time.Time    // when the open transaction got its first row
 	ingest            *ingestState // set for a Flight SQL bulk ingest
 	principal         *Principal
+	opened            bool // counted in the open-streams gauge
+}
+
+// kind is the stream's metrics label.
+func (st *stream) kind() string {
+	if st.ingest != nil {
+		return metrics.KindIngest
+	}
+	return metrics.KindDoPut
+}
+
+// reportOutcome counts the ended stream by its outcome.
+func (st *stream) reportOutcome(err error) {
+	outcome := metrics.OutcomeOK
+	if err != nil {
+		outcome = string(classify(err).Reason)
+	}
+	if st.opened {
+		st.srv.metrics.StreamClosed(string(st.delivery), st.kind(), outcome)
+	} else {
+		st.srv.metrics.StreamRejected(string(st.delivery), st.kind(), outcome)
+	}
 }
 
 // run executes the stream; every exit path leaves nothing open.
@@ -120,6 +143,8 @@ func (st *stream) run() (err error) {
 	if err := st.openWriter(); err != nil {
 		return err
 	}
+	st.srv.metrics.StreamOpened(string(st.delivery), st.kind())
+	st.opened = true
 	if st.ingest == nil {
 		st.acks.Ready(st.readyMessage())
 	}
@@ -160,7 +185,9 @@ func (st *stream) run() (err error) {
 // produce encodes a whole batch first (a bad row rejects the batch before
 // any of it reaches Kafka), then hands its records to the writer.
 func (st *stream) produce(rec arrow.RecordBatch) error {
-	if size := batchBytes(rec); size > st.srv.cfg.MaxBatchBytes {
+	size := batchBytes(rec)
+	st.srv.metrics.BatchIn(rec.NumRows(), size)
+	if size > st.srv.cfg.MaxBatchBytes {
 		return newError(codes.ResourceExhausted, ReasonBatchTooLarge,
 			"record batch %d is %d bytes decoded, over flight.max_batch_bytes (%d); send smaller batches",
 			st.batches, size, st.srv.cfg.MaxBatchBytes)
@@ -180,6 +207,7 @@ func (st *stream) produce(rec arrow.RecordBatch) error {
 		}
 	}
 	st.rows += int64(len(recs.records))
+	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(len(recs.records)), int64(len(recs.values)))
 	return nil
 }
 
@@ -227,9 +255,11 @@ func (st *stream) parseMarker(meta []byte) (int64, error) {
 
 // checkpoint makes everything read so far durable and queues its ack.
 func (st *stream) checkpoint(n int64) error {
+	began := time.Now()
 	if err := st.writer.Checkpoint(st.ctx, st.progress(n)); err != nil {
 		return err
 	}
+	st.srv.metrics.CheckpointDurable(string(st.delivery), time.Since(began))
 	st.durable(n)
 	if st.ingest == nil {
 		st.acks.Checkpoint(n, st.durableRows-st.ackedRows, st.durableRows)

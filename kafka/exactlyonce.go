@@ -122,7 +122,7 @@ type Opened struct {
 // a producer from the pool.
 func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Opened, error) {
 	w := &exactlyOnce{sink: s, topic: topic, writerID: writerID, slot: -1,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout}}
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics}}
 	w.inflight.mapErr = w.mapError
 	w.promise = w.done
 	if writerID == "" {
@@ -229,9 +229,11 @@ func (w *exactlyOnce) commit(ctx context.Context, p Progress) error {
 	// would be unknowable), only bounded by kafka.produce_timeout.
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.sink.cfg.ProduceTimeout)
 	defer cancel()
+	began := time.Now()
 	if err := w.cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
 		return w.mapCommitError(err)
 	}
+	w.sink.metrics.TxnCommitted(time.Since(began))
 	w.txnStart = time.Time{}
 	return nil
 }
@@ -261,6 +263,9 @@ func (w *exactlyOnce) Close(ctx context.Context, commit bool, p Progress) error 
 // abort ends the open transaction without committing and gives the
 // producer back (to the pool if it is still usable).
 func (w *exactlyOnce) abort() {
+	if !w.txnStart.IsZero() { // an open transaction with records in it
+		w.sink.metrics.TxnAborted()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.sink.cfg.ProduceTimeout)
 	defer cancel()
 	healthy := w.cl.AbortBufferedRecords(ctx) == nil

@@ -14,6 +14,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/flightsink/flightsink/internal/metrics"
 )
 
 // Sink owns flightsink's connections to one Kafka cluster: the shared
@@ -31,6 +34,7 @@ type Sink struct {
 
 	pool     *txnPool
 	progress *progressStore
+	metrics  *metrics.Metrics // nil: none
 
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
@@ -109,6 +113,10 @@ func (s *Sink) producerOpts() []kgo.Opt {
 		kgo.ProducerBatchCompression(codec),
 		kgo.MaxBufferedRecords(1<<30),
 		kgo.ProducerBatchMaxBytesFn(s.batchMaxBytes),
+		// Right after a commit a produce may meet CONCURRENT_TRANSACTIONS
+		// while the broker writes the markers; kgo retries after a metadata
+		// refresh, which it otherwise allows only every 5 s.
+		kgo.MetadataMinAge(100*time.Millisecond),
 	)
 }
 
@@ -154,6 +162,9 @@ func (s *Sink) Prepare(ctx context.Context) error {
 	return nil
 }
 
+// SetMetrics makes the sink's writers report to m (before the first stream).
+func (s *Sink) SetMetrics(m *metrics.Metrics) { s.metrics = m }
+
 // Close closes every client the sink made. Streams must have ended.
 func (s *Sink) Close() {
 	s.stop()
@@ -173,7 +184,9 @@ func (s *Sink) Close() {
 func (s *Sink) Ping(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
-	if _, err := s.admin.BrokerMetadata(ctx); err != nil {
+	// ApiVersions goes to a broker every time; a metadata request could be
+	// answered from kgo's cache while every broker is down.
+	if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, s.adminc); err != nil {
 		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %v",
 			ErrUnavailable, s.cfg.Brokers, s.cfg.ProduceTimeout, err)
 	}

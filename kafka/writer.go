@@ -2,11 +2,14 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/flightsink/flightsink/internal/metrics"
 )
 
 // Writer is how one stream hands its records to Kafka. A Writer is used by
@@ -40,6 +43,7 @@ type inflight struct {
 	maxBytes int
 	timeout  time.Duration
 	mapErr   func(error) error // turns a record's error into the stream's; mapProduceError if nil
+	metrics  *metrics.Metrics
 
 	mu      sync.Mutex
 	records int
@@ -52,17 +56,24 @@ func recordSize(r *kgo.Record) int { return len(r.Key) + len(r.Value) + 64 }
 
 // add counts a record about to be produced.
 func (f *inflight) add(r *kgo.Record) {
+	size := recordSize(r)
 	f.mu.Lock()
 	f.records++
-	f.bytes += recordSize(r)
+	f.bytes += size
 	f.mu.Unlock()
+	f.metrics.BufferedBytes(int64(size))
 }
 
 // done is the produce promise: it only counts and keeps the first error.
 func (f *inflight) done(r *kgo.Record, err error) {
+	size := recordSize(r)
+	f.metrics.BufferedBytes(-int64(size))
+	if err != nil && !errors.Is(err, kgo.ErrAborting) {
+		f.metrics.ProduceError(metrics.ErrorCode(err))
+	}
 	f.mu.Lock()
 	f.records--
-	f.bytes -= recordSize(r)
+	f.bytes -= size
 	if err != nil && f.err == nil {
 		if f.mapErr != nil {
 			f.err = f.mapErr(err)
@@ -87,6 +98,15 @@ func (f *inflight) firstErr() error {
 // waitUntil blocks until ok() holds (checked under the lock), a record
 // failed, ctx ends, or Kafka acknowledged nothing for the timeout.
 func (f *inflight) waitUntil(ctx context.Context, what string, ok func() bool) error {
+	// The common case, room or nothing pending, needs no timer: this runs
+	// once per record.
+	f.mu.Lock()
+	if f.err != nil || ok() {
+		err := f.err
+		f.mu.Unlock()
+		return err
+	}
+	f.mu.Unlock()
 	timer := time.NewTimer(f.timeout)
 	defer timer.Stop()
 	for {
@@ -130,7 +150,7 @@ func (f *inflight) waitAll(ctx context.Context) error {
 // OpenAtLeastOnce returns a writer on the shared idempotent producer.
 func (s *Sink) OpenAtLeastOnce() Writer {
 	w := &atLeastOnce{cl: s.shared, bg: s.bg,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout}}
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics}}
 	w.promise = w.done
 	return w
 }

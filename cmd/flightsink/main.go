@@ -5,8 +5,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"os"
+	"time"
+
+	"github.com/flightsink/flightsink/internal/health"
 )
 
 const usage = `flightsink: Arrow Flight DoPut → Kafka, exactly-once.
@@ -15,6 +19,8 @@ Usage:
   flightsink serve [flags]     run the Flight service (flightsink serve --help)
   flightsink tail [flags] TOPIC
                                print a topic's committed records as JSON lines
+  flightsink healthcheck [URL] exit 0 when URL (default http://127.0.0.1:9464/readyz) answers 200
+                               (for container health checks: the image has no shell or curl)
 `
 
 func main() {
@@ -28,6 +34,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "tail":
 		err = tail(os.Args[2:])
+	case "healthcheck":
+		err = healthcheck(os.Args[2:])
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -39,4 +47,14 @@ func main() {
 		fmt.Fprintln(os.Stderr, "flightsink:", err)
 		os.Exit(1)
 	}
+}
+
+func healthcheck(args []string) error {
+	url := "http://127.0.0.1:9464/readyz"
+	if len(args) > 0 {
+		url = args[0]
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	return health.Probe(ctx, url)
 }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +19,8 @@ import (
 
 	"github.com/flightsink/flightsink/flightsink"
 	"github.com/flightsink/flightsink/internal/config"
+	"github.com/flightsink/flightsink/internal/health"
+	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/kafka"
 )
 
@@ -78,15 +81,36 @@ func serve(args []string) error {
 		return err
 	}
 	defer sink.Close()
+	m := metrics.New()
+	sink.SetMetrics(m)
+	hc := health.New(sink.Ping, cfg.Metrics.CheckInterval, health.WithOnChange(func(ok bool, err error) {
+		if ok {
+			log.Info().Msg("Kafka reachable: ready")
+		} else {
+			log.Warn().Err(err).Msg("Kafka unreachable: not ready")
+		}
+	}))
+	defer hc.Close()
+	if cfg.Metrics.Listen != "" { // up before Prepare, so /healthz answers during start-up
+		mlis, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			return fmt.Errorf("metrics.listen: %w", err)
+		}
+		msrv := &http.Server{Handler: hc.Mux(m.Handler()), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = msrv.Serve(mlis) }()
+		defer msrv.Close()
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	if err := sink.Prepare(ctx); err != nil {
 		return err
 	}
-	srv, err := flightsink.NewServer(cfg.Flight, sink, flightsink.WithLogger(log), flightsink.WithAuth(cfg.Auth))
+	srv, err := flightsink.NewServer(cfg.Flight, sink, flightsink.WithLogger(log), flightsink.WithAuth(cfg.Auth),
+		flightsink.WithMetrics(m))
 	if err != nil {
 		return err
 	}
+	hc.RegisterGRPC(srv.GRPC())
 	if !srv.AuthEnabled() {
 		log.Warn().Str("listen", cfg.Flight.Listen).Msg("no auth configured: every client is the anonymous principal and may write to every topic")
 	}
@@ -106,6 +130,7 @@ func serve(args []string) error {
 	case <-ctx.Done():
 	}
 	stop() // a second signal kills the process the default way
+	hc.Close()
 	srv.Shutdown(context.Background())
 	log.Info().Msg("flightsink stopped")
 	return <-errc

@@ -22,10 +22,19 @@ import (
 
 // Config is the whole configuration, one section per package.
 type Config struct {
-	Flight flightsink.Config     `yaml:"flight"`
-	Kafka  kafka.Config          `yaml:"kafka"`
-	Auth   flightsink.AuthConfig `yaml:"auth"`
-	Log    Log                   `yaml:"log"`
+	Flight  flightsink.Config     `yaml:"flight"`
+	Kafka   kafka.Config          `yaml:"kafka"`
+	Auth    flightsink.AuthConfig `yaml:"auth"`
+	Metrics Metrics               `yaml:"metrics"`
+	Log     Log                   `yaml:"log"`
+}
+
+// Metrics configures the HTTP listener for /metrics, /healthz and /readyz.
+type Metrics struct {
+	// Listen is host:port; empty turns the listener off.
+	Listen string `yaml:"listen"`
+	// CheckInterval is how often readiness checks that Kafka answers.
+	CheckInterval time.Duration `yaml:"check_interval"`
 }
 
 // Log configures the structured logs.
@@ -38,7 +47,8 @@ type Log struct {
 
 // Default returns every setting at its documented default.
 func Default() Config {
-	return Config{Flight: flightsink.DefaultConfig(), Kafka: kafka.DefaultConfig(), Log: Log{Level: "info", Format: "json"}}
+	return Config{Flight: flightsink.DefaultConfig(), Kafka: kafka.DefaultConfig(), Log: Log{Level: "info", Format: "json"},
+		Metrics: Metrics{Listen: "127.0.0.1:9464", CheckInterval: 5 * time.Second}}
 }
 
 // Validate checks every section and names the setting at fault.
@@ -49,6 +59,9 @@ func (c *Config) Validate() error {
 	c.Kafka.MaxExactlyOnceStreams = c.Flight.MaxStreams
 	if err := c.Kafka.Validate(); err != nil {
 		return err
+	}
+	if c.Metrics.CheckInterval < 100*time.Millisecond {
+		return fmt.Errorf("metrics.check_interval: %v must be at least 100ms", c.Metrics.CheckInterval)
 	}
 	switch c.Log.Level {
 	case "trace", "debug", "info", "warn", "error":

@@ -40,7 +40,7 @@ func equal(a, b Config) bool {
 		a.Kafka.TransactionalIDPrefix == b.Kafka.TransactionalIDPrefix && a.Kafka.Replica == b.Kafka.Replica &&
 		a.Kafka.TransactionTimeout == b.Kafka.TransactionTimeout && a.Kafka.MaxExactlyOnceStreams == b.Kafka.MaxExactlyOnceStreams &&
 		a.Kafka.ProgressTopic == b.Kafka.ProgressTopic && a.Kafka.ProgressTopicPartitions == b.Kafka.ProgressTopicPartitions &&
-		a.Kafka.MaxTransactionRows == b.Kafka.MaxTransactionRows
+		a.Kafka.MaxTransactionRows == b.Kafka.MaxTransactionRows && a.Metrics == b.Metrics
 }
 
 func TestFileThenEnvironment(t *testing.T) {

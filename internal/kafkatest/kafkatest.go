@@ -142,9 +142,24 @@ func ReadUncommitted(t testing.TB, brokers []string, topic string) []*kgo.Record
 	return read(t, brokers, topic, kgo.ReadUncommitted())
 }
 
+// CountCommitted counts the topic's records as a read_committed consumer,
+// without keeping them (for topics too large to hold in memory).
+func CountCommitted(t testing.TB, brokers []string, topic string) int64 {
+	var n int64
+	scan(t, brokers, topic, kgo.ReadCommitted(), func(*kgo.Record) { n++ })
+	return n
+}
+
 func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) []*kgo.Record {
+	var out []*kgo.Record
+	scan(t, brokers, topic, iso, func(r *kgo.Record) { out = append(out, r) })
+	return out
+}
+
+// scan hands every data record of the topic, up to the settled end, to fn.
+func scan(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel, fn func(*kgo.Record)) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	adm := kadm.NewClient(Client(t, brokers))
 	ends := settledEnds(t, ctx, adm, topic, iso)
@@ -156,7 +171,6 @@ func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) 
 	})
 	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.FetchIsolationLevel(iso),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords(), kgo.FetchMaxWait(200*time.Millisecond))
-	var out []*kgo.Record
 	for len(want) > 0 {
 		fs := cl.PollFetches(ctx)
 		if ctx.Err() != nil {
@@ -167,14 +181,13 @@ func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) 
 			// Control records (transaction markers) take offsets too; they
 			// tell where the consumer is but are not data.
 			if !r.Attrs.IsControl() {
-				out = append(out, r)
+				fn(r)
 			}
 			if end, ok := want[r.Partition]; ok && r.Offset+1 >= end {
 				delete(want, r.Partition)
 			}
 		})
 	}
-	return out
 }
 
 // settledEnds is where a reader must get to. For read_committed it is the

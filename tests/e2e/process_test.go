@@ -68,7 +68,7 @@ type server struct {
 type serverConfig struct {
 	brokers []string
 	replica string
-	prefix  string // kafka.transactional_id_prefix, unique per test so tests do not share pool ids
+	prefix  string   // kafka.transactional_id_prefix, unique per test so tests do not share pool ids
 	extra   []string // more arguments of serve
 	env     []string // more environment
 }
@@ -92,6 +92,7 @@ func startServer(t *testing.T, c serverConfig) *server {
 			"FLIGHTSINK_KAFKA_TRANSACTIONAL_ID_PREFIX="+c.prefix,
 			"FLIGHTSINK_KAFKA_MAX_EXACTLY_ONCE_STREAMS=4",
 			"FLIGHTSINK_FLIGHT_SHUTDOWN_GRACE=2s",
+			"FLIGHTSINK_METRICS_LISTEN=", // off unless a test asks: servers run side by side
 		)}
 	s.env = append(s.env, c.env...)
 	s.args = append([]string{"serve", "--config", os.DevNull, "--brokers", strings.Join(c.brokers, ",")}, c.extra...)

@@ -154,6 +154,8 @@ def _server_env(extra: dict | None) -> dict:
     # A stream a failed test left open ends this long after SIGTERM (default 30s), well
     # within STOP_TIMEOUT.
     env["FLIGHTSINK_FLIGHT_SHUTDOWN_GRACE"] = "3s"
+    # The metrics listener's fixed default port would collide between servers.
+    env["FLIGHTSINK_METRICS_LISTEN"] = ""
     env.update(extra or {})
     return env
 
@@ -387,3 +389,82 @@ def reasons():
             return Middleware(self)
 
     return Factory()
+
+
+# --- a server that can be killed and restarted on the same port (clients reconnect to it) ---
+
+
+class RestartableServer:
+    """`flightsink serve --listen 127.0.0.1:PORT ARGS...` that a test can SIGKILL and start again
+    on the same port: `location` stays valid across restarts."""
+
+    def __init__(self, flightsink_bin: str, args: list, env: dict | None, workdir: Path):
+        self.port = free_port()
+        self.location = f"grpc://127.0.0.1:{self.port}"
+        self.cmd = [flightsink_bin, "serve", "--listen", f"127.0.0.1:{self.port}", *args]
+        self.env = env
+        self.workdir = workdir  # no ./config.yaml: built-in defaults
+        self.proc: subprocess.Popen | None = None
+        self.logs: list[Path] = []
+        self.kills = 0
+        self.killed_last = False
+
+    def start(self) -> None:
+        """Start the server (again) and wait until it accepts connections."""
+        assert self.proc is None or self.proc.poll() is not None, "the server is still running"
+        stderr_path = self.workdir / f"stderr-{len(self.logs)}.log"
+        self.logs.append(stderr_path)
+        with open(stderr_path, "wb") as errf:
+            self.proc = subprocess.Popen(
+                self.cmd, cwd=self.workdir, env=_server_env(self.env), stdin=subprocess.DEVNULL, stdout=errf,
+                stderr=errf,
+            )
+        self.killed_last = False
+        _wait_accepting(self.proc, self.port, stderr_path)
+
+    def kill(self) -> None:
+        """SIGKILL the server and wait for it to be gone: no shutdown, no cleanup."""
+        assert self.proc is not None and self.proc.poll() is None, "the server is not running"
+        self.proc.kill()
+        self.proc.wait(STOP_TIMEOUT)
+        self.kills += 1
+        self.killed_last = True
+
+    def restart(self) -> None:
+        """SIGKILL, then start again on the same port."""
+        self.kill()
+        self.start()
+
+    def log(self) -> str:
+        return "".join(
+            f"----- run {i} -----\n" + p.read_text(errors="replace") for i, p in enumerate(self.logs) if p.exists()
+        )
+
+
+@pytest.fixture
+def restartable_server(request, flightsink_bin, brokers, tmp_path_factory):
+    """Factory: restartable_server(*extra_args, env=None) starts `flightsink serve --brokers
+    <brokers> --listen 127.0.0.1:<free>` and returns a RestartableServer (.location, .kill(),
+    .start(), .restart(), .log()). The running one is stopped with SIGTERM at teardown; one that
+    does not exit cleanly then fails the test (killed runs are expected)."""
+    started: list[RestartableServer] = []
+
+    def start(*args: str, env: dict | None = None) -> RestartableServer:
+        srv = RestartableServer(flightsink_bin, ["--brokers", brokers, *args], env,
+                                tmp_path_factory.mktemp("flightsink-restartable"))
+        started.append(srv)
+        srv.start()
+        return srv
+
+    yield start
+
+    problems = []
+    for srv in started:
+        running_or_crashed = srv.proc is not None and not (srv.killed_last and srv.proc.poll() is not None)
+        problem = _stop(srv.proc) if running_or_crashed else None
+        if problem:
+            problems.append(problem)
+        if problem or _test_failed(request.node):
+            print(f"\n----- {' '.join(srv.cmd)}: stderr ({srv.kills} SIGKILLs) -----\n{srv.log()}")
+    if problems:
+        pytest.fail("; ".join(problems), pytrace=False)

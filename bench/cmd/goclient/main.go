@@ -1,0 +1,112 @@
+// Command goclient is contender A of the benchmark (and its exactly-once
+// variant): the dataset's record batches, read into memory before the timed
+// window, streamed to flightsink with the Go client (clients/go), one
+// stream, at-least-once or exactly-once with a checkpoint every N rows.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/flightsink/flightsink/bench/internal/benchdata"
+	client "github.com/flightsink/flightsink/clients/go"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "goclient:", err)
+		os.Exit(1)
+	}
+}
+
+func run() error {
+	data := flag.String("data", "", "dataset file (Arrow IPC) written by benchrun")
+	addr := flag.String("addr", "", "flightsink Flight address host:port")
+	topic := flag.String("topic", "", "topic to write")
+	delivery := flag.String("delivery", "at_least_once", "at_least_once or exactly_once")
+	every := flag.Int64("checkpoint-every", 0, "checkpoint every N rows (0: only the clean end)")
+	watch := flag.String("watch", "", "processes whose CPU to measure over the timed window: name=pid,...")
+	name := flag.String("name", "A", "contender name in the result")
+	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")
+	flag.Parse()
+	if *data == "" || *addr == "" || *topic == "" {
+		return fmt.Errorf("--data, --addr and --topic are required")
+	}
+	w, err := benchdata.ParseWatch(*watch)
+	if err != nil {
+		return err
+	}
+	meta, err := benchdata.ReadMeta(*data)
+	if err != nil {
+		return err
+	}
+	schema, batches, err := benchdata.Load(*data)
+	if err != nil {
+		return err
+	}
+	c, err := client.Dial(*addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	runtime.GC()
+
+	// ---- timed: open, stream every batch (checkpointing), clean close
+	if err := w.Start(); err != nil {
+		return err
+	}
+	cpu0 := benchdata.SelfCPU()
+	t0 := time.Now()
+	sw, err := c.Open(ctx, client.Descriptor{Topic: *topic, KeyField: meta.KeyField,
+		TimestampField: meta.TimestampField, Delivery: *delivery}, schema)
+	if err != nil {
+		return fmt.Errorf("open: %w", err)
+	}
+	var sent, checkpoints int64
+	var ckptWait, ckptMax time.Duration
+	for _, rec := range batches {
+		if err := sw.Write(rec); err != nil {
+			return fmt.Errorf("write: %w", err)
+		}
+		before := sent
+		sent += rec.NumRows()
+		if *every > 0 && sent/(*every) > before/(*every) && sent < meta.Rows {
+			c0 := time.Now()
+			if _, err := sw.Checkpoint(ctx); err != nil {
+				return fmt.Errorf("checkpoint after %d rows: %w", sent, err)
+			}
+			d := time.Since(c0)
+			ckptWait += d
+			ckptMax = max(ckptMax, d)
+			checkpoints++
+		}
+	}
+	done, err := sw.Close(ctx)
+	if err != nil {
+		return fmt.Errorf("close: %w", err)
+	}
+	elapsed := time.Since(t0)
+	cpu := benchdata.SelfCPU() - cpu0
+	watched, err := w.Stop()
+	if err != nil {
+		return err
+	}
+	// ---- end of timed window
+	if done.TotalRows != meta.Rows {
+		return fmt.Errorf("server reports %d durable rows, sent %d", done.TotalRows, meta.Rows)
+	}
+	res := benchdata.Result{Contender: *name, Rows: done.TotalRows, ValueBytes: meta.ValueBytes, Seconds: elapsed.Seconds(),
+		ClientCPU: cpu, Watched: watched, Checkpoint: checkpoints}
+	if checkpoints > 0 {
+		res.CheckpointWait = ckptWait.Seconds()
+		res.CheckpointMax = ckptMax.Seconds()
+	}
+	res.Print()
+	return nil
+}

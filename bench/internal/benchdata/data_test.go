@@ -1,0 +1,40 @@
+package benchdata
+
+import (
+	"testing"
+)
+
+func TestEnsureAndLoad(t *testing.T) {
+	dir := t.TempDir()
+	for _, name := range Datasets {
+		path, meta, err := Ensure(dir, name, 2_500, 1_000)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if meta.Rows != 2_500 || meta.Batches != 3 || meta.ValueBytes == 0 || meta.KeyBytes == 0 {
+			t.Fatalf("%s: meta %+v", name, meta)
+		}
+		if name == "wide" && meta.Columns != 40 {
+			t.Fatalf("wide has %d columns, want 40", meta.Columns)
+		}
+		schema, batches, err := Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int64
+		for _, b := range batches {
+			if !b.Schema().Equal(schema) {
+				t.Fatal("batch schema differs")
+			}
+			rows += b.NumRows()
+			b.Release()
+		}
+		if rows != meta.Rows {
+			t.Fatalf("%s: read %d rows, want %d", name, rows, meta.Rows)
+		}
+		// a second Ensure reuses the file
+		if _, again, err := Ensure(dir, name, 2_500, 1_000); err != nil || again != meta {
+			t.Fatalf("%s: second Ensure: %v %+v", name, err, again)
+		}
+	}
+}
