@@ -165,7 +165,7 @@ func TestWritersAreScopedToPrincipals(t *testing.T) {
 	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
 	rec := simpleBatch(0, 2, -1, 0)
 	defer rec.Release()
-	desc := eosDesc(topic, "writer_id", "shared-name")
+	desc := eosDesc(topic, "writer_id", "shared-"+topic) // one name for both principals
 	loader := env.as(t, loaderToken, nil)
 	ls, _, err := loader.open(t, desc, simpleSchema)
 	if err != nil {

@@ -30,6 +30,55 @@ type plan struct {
 	ts       *encode.Timestamp
 
 	bytesPerRow int // running estimate that sizes each batch's buffers
+
+	// Buffers are reused: the offsets at once, a batch's records and bytes
+	// once Kafka acknowledged them all (see recycle).
+	valueEnds, keyEnds []int
+	inUse, free        []*batchRecords
+}
+
+// maxFreeBatches bounds the buffers kept for reuse.
+const maxFreeBatches = 4
+
+// recycle makes the buffers of every batch encoded so far reusable: call it
+// only when all their records are acknowledged (after a checkpoint).
+func (p *plan) recycle() {
+	for _, b := range p.inUse {
+		if len(p.free) >= maxFreeBatches {
+			break
+		}
+		clear(b.records) // drop references kgo left in them
+		p.free = append(p.free, b)
+	}
+	p.inUse = p.inUse[:0]
+}
+
+// take returns a batch's buffers for n rows, reused when one is free.
+func (p *plan) take(n, valueBytes int) *batchRecords {
+	var b *batchRecords
+	if k := len(p.free); k > 0 {
+		b, p.free = p.free[k-1], p.free[:k-1]
+	} else {
+		b = &batchRecords{}
+	}
+	if cap(b.records) < n {
+		b.records = make([]kgo.Record, n)
+	}
+	b.records = b.records[:n]
+	if cap(b.values) < valueBytes {
+		b.values = make([]byte, 0, valueBytes)
+	}
+	b.values = b.values[:0]
+	b.keys = b.keys[:0]
+	p.inUse = append(p.inUse, b)
+	return b
+}
+
+func ints(buf []int, n int) []int {
+	if cap(buf) < n {
+		return make([]int, n)
+	}
+	return buf[:n]
 }
 
 // newPlan checks the schema against the descriptor: every column must be
@@ -88,14 +137,19 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecor
 	if p.ts != nil {
 		p.ts.Bind(rec)
 	}
-	out := &batchRecords{records: make([]kgo.Record, n)}
-	values := make([]byte, 0, n*p.bytesPerRow+64)
-	valueEnds := make([]int, n)
+	out := p.take(n, n*p.bytesPerRow+64)
+	values := out.values
+	p.valueEnds = ints(p.valueEnds, n)
+	valueEnds := p.valueEnds
 	var keys []byte
 	var keyEnds []int
 	if p.key != nil {
-		keys = make([]byte, 0, n*8)
-		keyEnds = make([]int, n)
+		keys = out.keys
+		if keys == nil {
+			keys = make([]byte, 0, n*8)
+		}
+		p.keyEnds = ints(p.keyEnds, n)
+		keyEnds = p.keyEnds
 	}
 	var tsMin, tsMax int64 = math.MinInt64, math.MaxInt64
 	if p.ts != nil && p.info.CreateTime {
