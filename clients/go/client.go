@@ -86,7 +86,7 @@ func (e *Error) Error() string {
 // checkpoints are not retryable.
 func (e *Error) Retryable() bool {
 	switch e.Reason {
-	case "kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout":
+	case "kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams", "idle_timeout":
 		return true
 	case "":
 		return e.Code == codes.Unavailable
