@@ -31,7 +31,7 @@ __all__ = [
 #: truth on reconnect), the broker timed the transaction out, or every exactly-once producer
 #: was busy. Everything else (bad input, ``fenced``, ``stale_checkpoint``, ``checkpoint_gap``,
 #: ``writer_topic``, ``forbidden``, ``client_abort``, ...) would fail the same way again.
-RETRYABLE_REASONS = frozenset({"kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams"})
+RETRYABLE_REASONS = frozenset({"kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams", "idle_timeout"})
 
 _DURABLE_RE = re.compile(r"\[durable_checkpoint=(\d+) durable_rows=(\d+)\]\s*$")
 
