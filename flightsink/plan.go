@@ -31,47 +31,16 @@ type plan struct {
 
 	bytesPerRow int // running estimate that sizes each batch's buffers
 
-	// Buffers are reused: the offsets at once, a batch's records and bytes
-	// once Kafka acknowledged them all (see recycle).
+	// The offset arrays are reused batch after batch. A batch's records and
+	// bytes are not: they live until Kafka acknowledges them, then the
+	// collector takes them (holding them for reuse until the next
+	// checkpoint would defeat the kafka.max_buffered_bytes bound).
 	valueEnds, keyEnds []int
-	inUse, free        []*batchRecords
 }
 
-// maxFreeBatches bounds the buffers kept for reuse.
-const maxFreeBatches = 4
-
-// recycle makes the buffers of every batch encoded so far reusable: call it
-// only when all their records are acknowledged (after a checkpoint).
-func (p *plan) recycle() {
-	for _, b := range p.inUse {
-		if len(p.free) >= maxFreeBatches {
-			break
-		}
-		clear(b.records) // drop references kgo left in them
-		p.free = append(p.free, b)
-	}
-	p.inUse = p.inUse[:0]
-}
-
-// take returns a batch's buffers for n rows, reused when one is free.
+// take returns new buffers for a batch of n rows.
 func (p *plan) take(n, valueBytes int) *batchRecords {
-	var b *batchRecords
-	if k := len(p.free); k > 0 {
-		b, p.free = p.free[k-1], p.free[:k-1]
-	} else {
-		b = &batchRecords{}
-	}
-	if cap(b.records) < n {
-		b.records = make([]kgo.Record, n)
-	}
-	b.records = b.records[:n]
-	if cap(b.values) < valueBytes {
-		b.values = make([]byte, 0, valueBytes)
-	}
-	b.values = b.values[:0]
-	b.keys = b.keys[:0]
-	p.inUse = append(p.inUse, b)
-	return b
+	return &batchRecords{records: make([]kgo.Record, n), values: make([]byte, 0, valueBytes)}
 }
 
 func ints(buf []int, n int) []int {

@@ -270,7 +270,6 @@ func (st *stream) checkpoint(n int64) error {
 
 // durable records that every row read so far is durable.
 func (st *stream) durable(checkpoint int64) {
-	st.plan.recycle()
 	st.durableRows = st.rows
 	st.txnStart = time.Time{}
 	if checkpoint > 0 {

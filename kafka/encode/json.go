@@ -38,9 +38,32 @@ type valueEncoder interface {
 // the first column (dotted path for nested fields) whose type cannot be
 // encoded, so that a stream can be rejected before any row is written.
 func NewJSON(schema *arrow.Schema) (*JSON, error) {
+	return NewJSONWithOptions(schema, JSONOptions{})
+}
+
+// JSONOptions change how some types are written; the zero value is the
+// default mapping (docs/json-mapping.md).
+type JSONOptions struct {
+	// TimestampFormat is "rfc3339" (default: "2026-01-02T03:04:05.678Z"),
+	// "unix_millis" or "unix_micros" (integers, floored).
+	TimestampFormat string
+	// DecimalAsNumber writes decimals as JSON numbers (12.30) instead of
+	// strings ("12.30"): exact text, but many consumers parse numbers as
+	// float64 and lose digits.
+	DecimalAsNumber bool
+}
+
+// NewJSONWithOptions is NewJSON with non-default options.
+func NewJSONWithOptions(schema *arrow.Schema, opts JSONOptions) (*JSON, error) {
+	switch opts.TimestampFormat {
+	case "", "rfc3339", "unix_millis", "unix_micros":
+	default:
+		return nil, fmt.Errorf("timestamp format %q is not one of rfc3339, unix_millis, unix_micros", opts.TimestampFormat)
+	}
+	o := &opts
 	e := &JSON{schema: schema, cols: make([]column, schema.NumFields())}
 	for i, f := range schema.Fields() {
-		enc, err := newValueEncoder(f.Type, f.Name)
+		enc, err := newValueEncoder(f.Type, f.Name, o)
 		if err != nil {
 			return nil, err
 		}
@@ -175,7 +198,7 @@ func offsets[O int32 | int64](arr arrow.Array) []O {
 
 // newValueEncoder builds the encoder for values of type dt found at path
 // (used in errors).
-func newValueEncoder(dt arrow.DataType, path string) (valueEncoder, error) {
+func newValueEncoder(dt arrow.DataType, path string, o *JSONOptions) (valueEncoder, error) {
 	switch dt := dt.(type) {
 	case *arrow.NullType:
 		return nullEncoder{}, nil
@@ -204,13 +227,13 @@ func newValueEncoder(dt arrow.DataType, path string) (valueEncoder, error) {
 	case *arrow.Float64Type:
 		return &float64Encoder{}, nil
 	case *arrow.Decimal32Type:
-		return &smallDecimalEncoder[int32]{scale: dt.Scale}, nil
+		return o.decimal(&smallDecimalEncoder[int32]{scale: dt.Scale}), nil
 	case *arrow.Decimal64Type:
-		return &smallDecimalEncoder[int64]{scale: dt.Scale}, nil
+		return o.decimal(&smallDecimalEncoder[int64]{scale: dt.Scale}), nil
 	case *arrow.Decimal128Type:
-		return &decimal128Encoder{scale: dt.Scale}, nil
+		return o.decimal(&decimal128Encoder{scale: dt.Scale}), nil
 	case *arrow.Decimal256Type:
-		return &decimal256Encoder{scale: dt.Scale}, nil
+		return o.decimal(&decimal256Encoder{scale: dt.Scale}), nil
 	case *arrow.StringType:
 		return &stringEncoder[int32]{}, nil
 	case *arrow.LargeStringType:
@@ -234,27 +257,30 @@ func newValueEncoder(dt arrow.DataType, path string) (valueEncoder, error) {
 	case *arrow.Time64Type:
 		return newTimeOfDayEncoder[int64](dt.Unit), nil
 	case *arrow.TimestampType:
+		if o.TimestampFormat == "unix_millis" || o.TimestampFormat == "unix_micros" {
+			return &unixTimestampEncoder{unit: dt.Unit, micros: o.TimestampFormat == "unix_micros"}, nil
+		}
 		return newTimestampEncoder(dt.Unit), nil
 	case *arrow.DurationType:
 		return &intEncoder[int64]{}, nil
 	case *arrow.ListType:
-		return newListEncoder[int32](dt.ElemField(), path)
+		return newListEncoder[int32](dt.ElemField(), path, o)
 	case *arrow.LargeListType:
-		return newListEncoder[int64](dt.ElemField(), path)
+		return newListEncoder[int64](dt.ElemField(), path, o)
 	case *arrow.ListViewType:
-		return newListViewEncoder[int32](dt.ElemField(), path)
+		return newListViewEncoder[int32](dt.ElemField(), path, o)
 	case *arrow.LargeListViewType:
-		return newListViewEncoder[int64](dt.ElemField(), path)
+		return newListViewEncoder[int64](dt.ElemField(), path, o)
 	case *arrow.FixedSizeListType:
-		return newFixedSizeListEncoder(dt, path)
+		return newFixedSizeListEncoder(dt, path, o)
 	case *arrow.StructType:
-		return newStructEncoder(dt, path)
+		return newStructEncoder(dt, path, o)
 	case *arrow.MapType:
-		return newMapEncoder(dt, path)
+		return newMapEncoder(dt, path, o)
 	case *arrow.DictionaryType:
-		return newDictionaryEncoder(dt, path)
+		return newDictionaryEncoder(dt, path, o)
 	case *arrow.RunEndEncodedType:
-		return newRunEndEncoder(dt, path)
+		return newRunEndEncoder(dt, path, o)
 	}
 	return nil, unsupported(path, dt)
 }

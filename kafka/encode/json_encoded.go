@@ -10,8 +10,8 @@ type indexType interface {
 	int8 | int16 | int32 | int64 | uint8 | uint16 | uint32 | uint64
 }
 
-func newDictionaryEncoder(dt *arrow.DictionaryType, path string) (valueEncoder, error) {
-	vals, err := newValueEncoder(dt.ValueType, path)
+func newDictionaryEncoder(dt *arrow.DictionaryType, path string, o *JSONOptions) (valueEncoder, error) {
+	vals, err := newValueEncoder(dt.ValueType, path, o)
 	if err != nil {
 		return nil, err
 	}
@@ -79,8 +79,8 @@ func (e *dictionaryEncoder[I]) appendValue(dst []byte, i int) []byte {
 	return e.vals.appendValue(dst, k)
 }
 
-func newRunEndEncoder(dt *arrow.RunEndEncodedType, path string) (valueEncoder, error) {
-	vals, err := newValueEncoder(dt.Encoded(), path)
+func newRunEndEncoder(dt *arrow.RunEndEncodedType, path string, o *JSONOptions) (valueEncoder, error) {
+	vals, err := newValueEncoder(dt.Encoded(), path, o)
 	if err != nil {
 		return nil, err
 	}

@@ -13,8 +13,8 @@ type listEncoder[O int32 | int64] struct {
 	elem valueEncoder
 }
 
-func newListEncoder[O int32 | int64](elem arrow.Field, path string) (*listEncoder[O], error) {
-	enc, err := newValueEncoder(elem.Type, joinPath(path, elem.Name))
+func newListEncoder[O int32 | int64](elem arrow.Field, path string, o *JSONOptions) (*listEncoder[O], error) {
+	enc, err := newValueEncoder(elem.Type, joinPath(path, elem.Name), o)
 	if err != nil {
 		return nil, err
 	}
@@ -54,8 +54,8 @@ type listViewEncoder[O int32 | int64] struct {
 	elem        valueEncoder
 }
 
-func newListViewEncoder[O int32 | int64](elem arrow.Field, path string) (*listViewEncoder[O], error) {
-	enc, err := newValueEncoder(elem.Type, joinPath(path, elem.Name))
+func newListViewEncoder[O int32 | int64](elem arrow.Field, path string, o *JSONOptions) (*listViewEncoder[O], error) {
+	enc, err := newValueEncoder(elem.Type, joinPath(path, elem.Name), o)
 	if err != nil {
 		return nil, err
 	}
@@ -84,9 +84,9 @@ type fixedSizeListEncoder struct {
 	elem valueEncoder
 }
 
-func newFixedSizeListEncoder(dt *arrow.FixedSizeListType, path string) (*fixedSizeListEncoder, error) {
+func newFixedSizeListEncoder(dt *arrow.FixedSizeListType, path string, o *JSONOptions) (*fixedSizeListEncoder, error) {
 	elem := dt.ElemField()
-	enc, err := newValueEncoder(elem.Type, joinPath(path, elem.Name))
+	enc, err := newValueEncoder(elem.Type, joinPath(path, elem.Name), o)
 	if err != nil {
 		return nil, err
 	}
@@ -114,10 +114,10 @@ type structEncoder struct {
 	fields []column // prefixes are `{"a":` then `,"b":`
 }
 
-func newStructEncoder(dt *arrow.StructType, path string) (*structEncoder, error) {
+func newStructEncoder(dt *arrow.StructType, path string, o *JSONOptions) (*structEncoder, error) {
 	e := &structEncoder{fields: make([]column, dt.NumFields())}
 	for k, f := range dt.Fields() {
-		enc, err := newValueEncoder(f.Type, joinPath(path, f.Name))
+		enc, err := newValueEncoder(f.Type, joinPath(path, f.Name), o)
 		if err != nil {
 			return nil, err
 		}
@@ -161,13 +161,13 @@ type mapEncoder struct {
 	keyNulls   validity // map keys must not be null; tolerate it anyway
 }
 
-func newMapEncoder(dt *arrow.MapType, path string) (*mapEncoder, error) {
+func newMapEncoder(dt *arrow.MapType, path string, o *JSONOptions) (*mapEncoder, error) {
 	kf, vf := dt.KeyField(), dt.ItemField()
-	keys, err := newValueEncoder(kf.Type, joinPath(path, kf.Name))
+	keys, err := newValueEncoder(kf.Type, joinPath(path, kf.Name), o)
 	if err != nil {
 		return nil, err
 	}
-	vals, err := newValueEncoder(vf.Type, joinPath(path, vf.Name))
+	vals, err := newValueEncoder(vf.Type, joinPath(path, vf.Name), o)
 	if err != nil {
 		return nil, err
 	}
