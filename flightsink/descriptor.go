@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
+
+	"github.com/flightsink/flightsink/kafka/encode"
 )
 
 // Delivery is a stream's delivery guarantee.
@@ -27,8 +29,18 @@ const (
 // Format is how a row becomes a record value.
 type Format string
 
-// FormatJSON writes each row as one JSON object (docs/json-mapping.md).
-const FormatJSON Format = "json"
+// The formats of record values.
+const (
+	// FormatJSON writes each row as one JSON object (docs/json-mapping.md).
+	FormatJSON Format = "json"
+	// FormatAvro writes each row as an Avro datum (Confluent wire format
+	// with a schema registry).
+	FormatAvro Format = "avro"
+	// FormatRawString writes one utf8 column's bytes as the value.
+	FormatRawString Format = "raw_string"
+	// FormatRawBytes writes one binary column's bytes as the value.
+	FormatRawBytes Format = "raw_bytes"
+)
 
 // Descriptor is what a DoPut's FlightDescriptor asks for, validated.
 type Descriptor struct {
@@ -41,6 +53,19 @@ type Descriptor struct {
 	// CommitOnClose (default true) commits the tail after the last checkpoint
 	// when an exactly-once stream ends cleanly; false aborts it instead.
 	CommitOnClose bool
+
+	JSON              encode.JSONOptions // json.timestamp_format, json.decimal
+	JSONIncludeSchema bool               // json.include_schema: Kafka Connect's schema envelope
+	ValueFields       []string           // the value's columns (default: all)
+	ExcludeFields     []string           // columns left out of the value
+	ValueField        string             // raw formats: the value column
+	Subject           string             // avro: the registry subject (default <topic>-value)
+	TombstoneField    string             // boolean column: true writes a null value
+	HeadersField      string             // map or list-of-struct column of record headers
+	Headers           map[string]string  // headers on every record
+	ProvenanceHeaders bool               // flightsink-writer, -checkpoint, -row headers
+	PartitionField    string             // integer column choosing the partition
+	TopicField        string             // utf8 column choosing each row's topic
 }
 
 // rawDescriptor mirrors the CMD JSON object; pointers tell absent from empty.
@@ -52,6 +77,20 @@ type rawDescriptor struct {
 	WriterID       *string `json:"writer_id"`
 	Format         *string `json:"format"`
 	CommitOnClose  *bool   `json:"commit_on_close"`
+
+	TimestampFormat   *string           `json:"json.timestamp_format"`
+	Decimal           *string           `json:"json.decimal"`
+	IncludeSchema     *bool             `json:"json.include_schema"`
+	ValueFields       []string          `json:"value_fields"`
+	ExcludeFields     []string          `json:"exclude_fields"`
+	ValueField        *string           `json:"value_field"`
+	Subject           *string           `json:"subject"`
+	TombstoneField    *string           `json:"tombstone_field"`
+	HeadersField      *string           `json:"headers_field"`
+	Headers           map[string]string `json:"headers"`
+	ProvenanceHeaders *bool             `json:"provenance_headers"`
+	PartitionField    *string           `json:"partition_field"`
+	TopicField        *string           `json:"topic_field"`
 }
 
 var (
@@ -142,10 +181,10 @@ func parseCommand(cmd []byte, d *Descriptor) (*Descriptor, error) {
 	}
 	if raw.Format != nil {
 		switch v := Format(*raw.Format); v {
-		case FormatJSON:
+		case FormatJSON, FormatAvro, FormatRawString, FormatRawBytes:
 			d.Format = v
 		default:
-			return nil, badDescriptor(fmt.Sprintf(`cmd: key "format": %q is not supported (supported: "json")`, *raw.Format))
+			return nil, badDescriptor(fmt.Sprintf(`cmd: key "format": %q is not supported (supported: "json", "avro", "raw_string", "raw_bytes")`, *raw.Format))
 		}
 	}
 	if raw.WriterID != nil {
@@ -159,6 +198,9 @@ func parseCommand(cmd []byte, d *Descriptor) (*Descriptor, error) {
 	}
 	if raw.CommitOnClose != nil {
 		d.CommitOnClose = *raw.CommitOnClose
+	}
+	if err := parseFormatOptions(&raw, d); err != nil {
+		return nil, err
 	}
 	return d, nil
 }
@@ -177,7 +219,9 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, err)
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
 		return "unknown key " + strings.TrimPrefix(err.Error(), "json: unknown field ") +
-			` (known keys: topic, key_field, timestamp_field, delivery, writer_id, format, commit_on_close)`
+			` (known keys: topic, key_field, timestamp_field, delivery, writer_id, format, commit_on_close, ` +
+			`json.timestamp_format, json.decimal, json.include_schema, value_fields, exclude_fields, value_field, subject, ` +
+			`tombstone_field, headers_field, headers, provenance_headers, partition_field, topic_field)`
 	case err.Error() == "EOF":
 		return "empty; expected a JSON object such as {\"topic\":\"orders\"}"
 	}
@@ -195,3 +239,80 @@ func jsonKind(goKind string) string {
 	}
 	return goKind
 }
+
+// parseFormatOptions checks the keys that shape record values and headers.
+func parseFormatOptions(raw *rawDescriptor, d *Descriptor) error {
+	column := func(key string, v *string) (string, error) {
+		if v == nil {
+			return "", nil
+		}
+		if *v == "" {
+			return "", badDescriptor(fmt.Sprintf("cmd: key %q is empty; leave it out", key))
+		}
+		return *v, nil
+	}
+	var err error
+	for _, c := range []struct {
+		key string
+		v   *string
+		dst *string
+	}{
+		{"value_field", raw.ValueField, &d.ValueField}, {"tombstone_field", raw.TombstoneField, &d.TombstoneField},
+		{"headers_field", raw.HeadersField, &d.HeadersField}, {"partition_field", raw.PartitionField, &d.PartitionField},
+		{"topic_field", raw.TopicField, &d.TopicField}, {"subject", raw.Subject, &d.Subject},
+	} {
+		if *c.dst, err = column(c.key, c.v); err != nil {
+			return err
+		}
+	}
+	if raw.TimestampFormat != nil {
+		switch *raw.TimestampFormat {
+		case "rfc3339", "unix_millis", "unix_micros":
+			d.JSON.TimestampFormat = *raw.TimestampFormat
+		default:
+			return badDescriptor(fmt.Sprintf(`cmd: key "json.timestamp_format": %q is not one of "rfc3339", "unix_millis", "unix_micros"`, *raw.TimestampFormat))
+		}
+	}
+	if raw.Decimal != nil {
+		switch *raw.Decimal {
+		case "string":
+		case "number":
+			d.JSON.DecimalAsNumber = true
+		default:
+			return badDescriptor(fmt.Sprintf(`cmd: key "json.decimal": %q is not one of "string", "number"`, *raw.Decimal))
+		}
+	}
+	if raw.IncludeSchema != nil {
+		d.JSONIncludeSchema = *raw.IncludeSchema
+	}
+	if d.Format != FormatJSON && (raw.TimestampFormat != nil || raw.Decimal != nil || d.JSONIncludeSchema) {
+		return badDescriptor(fmt.Sprintf(`cmd: the "json.*" keys apply to "format":"json", not %q`, d.Format))
+	}
+	if d.ValueField != "" && d.Format != FormatRawString && d.Format != FormatRawBytes {
+		return badDescriptor(`cmd: key "value_field" applies to the raw_string and raw_bytes formats; use "value_fields" to choose columns`)
+	}
+	if d.Subject != "" && d.Format != FormatAvro {
+		return badDescriptor(`cmd: key "subject" applies to "format":"avro"`)
+	}
+	d.ValueFields, d.ExcludeFields = raw.ValueFields, raw.ExcludeFields
+	if len(d.ValueFields) > 0 && len(d.ExcludeFields) > 0 {
+		return badDescriptor(`cmd: keys "value_fields" and "exclude_fields" exclude each other; give one`)
+	}
+	if d.TopicField != "" && d.WriterIDSet() {
+		// A named writer stores its topic; a stream over many topics has none.
+		return badDescriptor(`cmd: key "topic_field" cannot be combined with "writer_id"`)
+	}
+	for k := range raw.Headers {
+		if k == "" {
+			return badDescriptor(`cmd: key "headers": a header name is empty`)
+		}
+	}
+	d.Headers = raw.Headers
+	if raw.ProvenanceHeaders != nil {
+		d.ProvenanceHeaders = *raw.ProvenanceHeaders
+	}
+	return nil
+}
+
+// WriterIDSet reports whether the descriptor names a writer.
+func (d *Descriptor) WriterIDSet() bool { return d.WriterID != "" }

@@ -2,6 +2,7 @@ package flightsink
 
 import (
 	"errors"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -39,7 +40,7 @@ func TestParseDescriptor(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || *d != c.want {
+		if err != nil || !reflect.DeepEqual(*d, c.want) {
 			t.Errorf("%s: got %+v, %v; want %+v", c.cmd, d, err, c.want)
 		}
 	}

@@ -1,11 +1,14 @@
 package flightsink
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"google.golang.org/grpc/codes"
 
@@ -19,47 +22,98 @@ import (
 // broker will check the batch that carries it alone.
 const recordOverhead = 61 + 40
 
-// plan turns record batches of one schema into Kafka records: the value
-// encoder, the key and timestamp extractors, all built once per stream.
+// rowEncoder turns rows of a batch into record values (JSON, Avro).
+type rowEncoder interface {
+	Bind(rec arrow.RecordBatch) error
+	AppendRow(dst []byte, row int) []byte
+}
+
+// topicLookup returns what a stream needs to know about a topic it may
+// write to (authorised, existing); used for topic_field.
+type topicLookup func(topic string) (kafka.TopicInfo, error)
+
+// plan turns record batches of one schema into Kafka records, built once
+// per stream: the value encoder, the key, timestamp, partition, topic,
+// tombstone and header columns.
 type plan struct {
-	topic    string
-	info     kafka.TopicInfo
-	maxBytes int
-	value    *encode.JSON
+	d      *Descriptor
+	info   kafka.TopicInfo // the descriptor's topic
+	lookup topicLookup
+	topics map[string]kafka.TopicInfo // topics seen in topic_field
+
+	value    rowEncoder  // JSON or Avro; nil for raw formats
+	envelope []byte      // json.include_schema: `{"schema":…,"payload":`
+	raw      *encode.Key // raw_string / raw_bytes: the value column
+	proj     []int       // value_fields / exclude_fields: the value's columns
+	projSch  *arrow.Schema
+	prefix   []byte // Confluent wire format header (magic byte, schema id) for Avro with a registry
 	key      *encode.Key
 	ts       *encode.Timestamp
 
-	bytesPerRow int // running estimate that sizes each batch's buffers
+	tombCol, partCol, topicCol, hdrCol int // -1 when not used
+	staticHeaders                      []kgo.RecordHeader
+	provenance                         bool
 
-	// The offset arrays are reused batch after batch. A batch's records and
-	// bytes are not: they live until Kafka acknowledges them, then the
-	// collector takes them (holding them for reuse until the next
-	// checkpoint would defeat the kafka.max_buffered_bytes bound).
-	valueEnds, keyEnds []int
+	bytesPerRow int      // running estimate that sizes each batch's buffer
+	spans       []span   // scratch: value, key and header byte ranges of one batch
+	hdrs        []hdrRef // scratch: headers of one batch
+	intern      map[string]string
 }
 
-// take returns new buffers for a batch of n rows.
-func (p *plan) take(n, valueBytes int) *batchRecords {
-	return &batchRecords{records: make([]kgo.Record, n), values: make([]byte, 0, valueBytes)}
-}
+// span is a byte range of a batch's buffer; start < 0 means null.
+type span struct{ start, end int }
 
-func ints(buf []int, n int) []int {
-	if cap(buf) < n {
-		return make([]int, n)
-	}
-	return buf[:n]
+type hdrRef struct {
+	key string
+	val span
 }
 
 // newPlan checks the schema against the descriptor: every column must be
-// encodable and the key and timestamp columns must exist with usable types.
-func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo) (*plan, error) {
-	p := &plan{topic: d.Topic, info: info, maxBytes: int(info.MaxMessageBytes), bytesPerRow: 64}
+// encodable and the named columns must exist with usable types.
+func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, lookup topicLookup) (*plan, error) {
+	p := &plan{d: d, info: info, lookup: lookup, topics: map[string]kafka.TopicInfo{d.Topic: info},
+		bytesPerRow: 64, tombCol: -1, partCol: -1, topicCol: -1, hdrCol: -1, intern: map[string]string{}}
 	if info.Compacted && d.KeyField == "" {
 		return nil, badDescriptor(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
 	}
 	var err error
-	if p.value, err = encode.NewJSON(schema); err != nil {
-		return nil, schemaError("", err)
+	valueSchema := schema
+	if len(d.ValueFields) > 0 || len(d.ExcludeFields) > 0 {
+		if p.proj, valueSchema, err = projection(schema, d); err != nil {
+			return nil, err
+		}
+		p.projSch = valueSchema
+	}
+	switch d.Format {
+	case FormatJSON:
+		json, err := encode.NewJSONWithOptions(valueSchema, d.JSON)
+		if err != nil {
+			return nil, schemaError("", err)
+		}
+		p.value = json
+		if d.JSONIncludeSchema {
+			sch, err := encode.ConnectSchema(valueSchema, d.JSON)
+			if err != nil {
+				return nil, schemaError("json.include_schema", err)
+			}
+			p.envelope = append(append([]byte(`{"schema":`), sch...), `,"payload":`...)
+		}
+	case FormatAvro:
+		return nil, newError(codes.Unimplemented, ReasonUnimplemented, `"format":"avro" is not available yet`)
+	case FormatRawString, FormatRawBytes:
+		col := d.ValueField
+		if col == "" {
+			if schema.NumFields() != 1 {
+				return nil, badDescriptor(fmt.Sprintf(`format %q takes one value column: the schema has %d columns, so name one with "value_field"`, d.Format, schema.NumFields()))
+			}
+			col = schema.Field(0).Name
+		}
+		if err := rawColumnType(schema, col, d.Format); err != nil {
+			return nil, err
+		}
+		if p.raw, err = encode.NewKey(schema, col); err != nil {
+			return nil, schemaError("value_field", err)
+		}
 	}
 	if d.KeyField != "" {
 		if p.key, err = encode.NewKey(schema, d.KeyField); err != nil {
@@ -71,6 +125,22 @@ func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo) (*plan, 
 			return nil, schemaError("timestamp_field", err)
 		}
 	}
+	if p.tombCol, err = column(schema, "tombstone_field", d.TombstoneField, isBool); err != nil {
+		return nil, err
+	}
+	if p.partCol, err = column(schema, "partition_field", d.PartitionField, isInteger); err != nil {
+		return nil, err
+	}
+	if p.topicCol, err = column(schema, "topic_field", d.TopicField, isString); err != nil {
+		return nil, err
+	}
+	if p.hdrCol, err = column(schema, "headers_field", d.HeadersField, isHeaders); err != nil {
+		return nil, err
+	}
+	for k, v := range d.Headers {
+		p.staticHeaders = append(p.staticHeaders, kgo.RecordHeader{Key: k, Value: []byte(v)})
+	}
+	p.provenance = d.ProvenanceHeaders
 	return p, nil
 }
 
@@ -87,18 +157,44 @@ func schemaError(key string, err error) *Error {
 // acknowledges them.
 type batchRecords struct {
 	records []kgo.Record
-	values  []byte
-	keys    []byte
+	buf     []byte
+	headers []kgo.RecordHeader
 }
 
-// encode turns every row of rec into a record, checking each against the
-// topic's max.message.bytes before any of them is produced. firstRow is the
-// stream row number of rec's row 0, batch the stream's batch number; both
-// name a bad row in the error.
-func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecords, error) {
+// bound is one batch's columns the plan reads directly.
+type bound struct {
+	tomb  *array.Boolean
+	part  func(i int) (int64, bool)
+	topic interface {
+		Value(int) string
+		IsNull(int) bool
+	}
+	hdrs   headerReader
+	checkp int64 // the checkpoint the batch's rows will belong to
+}
+
+// encode turns every row of rec into a record, checking each against its
+// topic's limits before any of them is produced. firstRow is the stream row
+// number of rec's row 0, batch the stream's batch number, checkpoint the
+// number the rows' checkpoint will have (for provenance headers).
+func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) (*batchRecords, error) {
 	n := int(rec.NumRows())
-	if err := p.value.Bind(rec); err != nil {
-		return nil, badStream("record batch %d does not match the stream's schema: %v", batch, err)
+	valueRec := rec
+	if p.proj != nil {
+		cols := make([]arrow.Array, len(p.proj))
+		for i, c := range p.proj {
+			cols[i] = rec.Column(c)
+		}
+		valueRec = array.NewRecordBatch(p.projSch, cols, int64(n))
+		defer valueRec.Release()
+	}
+	if p.value != nil {
+		if err := p.value.Bind(valueRec); err != nil {
+			return nil, badStream("record batch %d does not match the stream's schema: %v", batch, err)
+		}
+	}
+	if p.raw != nil {
+		p.raw.Bind(rec)
 	}
 	if p.key != nil {
 		p.key.Bind(rec)
@@ -106,91 +202,206 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch int64) (*batchRecor
 	if p.ts != nil {
 		p.ts.Bind(rec)
 	}
-	out := p.take(n, n*p.bytesPerRow+64)
-	values := out.values
-	p.valueEnds = ints(p.valueEnds, n)
-	valueEnds := p.valueEnds
-	var keys []byte
-	var keyEnds []int
-	if p.key != nil {
-		keys = out.keys
-		if keys == nil {
-			keys = make([]byte, 0, n*8)
-		}
-		p.keyEnds = ints(p.keyEnds, n)
-		keyEnds = p.keyEnds
+	b := bound{checkp: checkpoint}
+	if p.tombCol >= 0 {
+		b.tomb = rec.Column(p.tombCol).(*array.Boolean)
 	}
-	var tsMin, tsMax int64 = math.MinInt64, math.MaxInt64
-	if p.ts != nil && p.info.CreateTime {
-		now := time.Now()
-		if p.info.TimestampBeforeMax < time.Duration(math.MaxInt64) {
-			tsMin = now.Add(-p.info.TimestampBeforeMax).UnixMilli()
-		}
-		if p.info.TimestampAfterMax < time.Duration(math.MaxInt64) {
-			tsMax = now.Add(p.info.TimestampAfterMax).UnixMilli()
-		}
+	if p.partCol >= 0 {
+		b.part = integerReader(rec.Column(p.partCol))
 	}
+	if p.topicCol >= 0 {
+		b.topic = rec.Column(p.topicCol).(interface {
+			Value(int) string
+			IsNull(int) bool
+		})
+	}
+	if p.hdrCol >= 0 {
+		b.hdrs = newHeaderReader(rec.Column(p.hdrCol))
+	}
+
+	out := &batchRecords{records: make([]kgo.Record, n)}
+	buf := make([]byte, 0, n*p.bytesPerRow+64)
+	perRow := 2 // value and key spans
+	p.spans = p.spans[:0]
+	p.hdrs = p.hdrs[:0]
+	hdrStart := make([]int, n+1)
+	now := time.Now()
 	for i := 0; i < n; i++ {
-		start := len(values)
-		values = p.value.AppendRow(values, i)
-		valueEnds[i] = len(values)
-		size := len(values) - start
 		r := &out.records[i]
-		r.Topic = p.topic
-		if p.key != nil {
-			kstart := len(keys)
-			var ok bool
-			keys, ok = p.key.AppendKey(keys, i)
-			keyEnds[i] = len(keys)
-			if !ok {
-				keyEnds[i] = -1 - kstart // null key marker
-				if p.info.Compacted {
-					return nil, p.badRow(firstRow, batch, i, fmt.Sprintf(
-						"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", p.topic))
-				}
+		r.Partition = -1 // the default partitioner decides, unless partition_field says
+		info := p.info
+		r.Topic = p.d.Topic
+		if b.topic != nil {
+			if b.topic.IsNull(i) {
+				return nil, p.badRow(firstRow, batch, i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField))
 			}
-			size += len(keys) - kstart
+			name := p.internString(b.topic.Value(i))
+			var err error
+			if info, err = p.topicInfo(name); err != nil {
+				return nil, p.rowError(firstRow, batch, i, err)
+			}
+			r.Topic = name
+		}
+		start := len(buf)
+		tombstone := b.tomb != nil && b.tomb.IsValid(i) && b.tomb.Value(i)
+		value := span{-1, -1}
+		switch {
+		case tombstone:
+		case p.raw != nil:
+			var ok bool
+			if buf, ok = p.raw.AppendKey(buf, i); ok {
+				value = span{start, len(buf)}
+			}
+		default:
+			buf = append(buf, p.prefix...)
+			buf = append(buf, p.envelope...)
+			buf = p.value.AppendRow(buf, i)
+			if p.envelope != nil {
+				buf = append(buf, '}')
+			}
+			value = span{start, len(buf)}
+		}
+		size := len(buf) - start
+		key := span{-1, -1}
+		if p.key != nil {
+			kstart := len(buf)
+			var ok bool
+			if buf, ok = p.key.AppendKey(buf, i); ok {
+				key = span{kstart, len(buf)}
+			} else if info.Compacted {
+				return nil, p.badRow(firstRow, batch, i, fmt.Sprintf(
+					"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", r.Topic))
+			}
+			size += len(buf) - kstart
+		}
+		p.spans = append(p.spans, value, key)
+		hdrStart[i] = len(p.hdrs)
+		if b.hdrs != nil {
+			var err error
+			if buf, err = b.hdrs.appendHeaders(buf, i, p); err != nil {
+				return nil, p.badRow(firstRow, batch, i, err.Error())
+			}
+		}
+		if p.provenance {
+			buf = p.appendProvenance(buf, firstRow+int64(i), b.checkp)
+		}
+		for _, h := range p.hdrs[hdrStart[i]:] {
+			size += len(h.key) + h.val.end - h.val.start + 10
+		}
+		for _, h := range p.staticHeaders {
+			size += len(h.Key) + len(h.Value) + 10
 		}
 		if p.ts != nil {
 			if ms, ok := p.ts.Millis(i); ok {
-				if ms < 0 {
-					return nil, p.badRow(firstRow, batch, i, fmt.Sprintf(
-						"its timestamp %s is before 1970, which Kafka record timestamps cannot be", time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)))
-				}
-				if ms < tsMin || ms > tsMax {
-					return nil, p.badRow(firstRow, batch, i, p.timestampProblem(ms, ms < tsMin))
+				if err := timestampAllowed(ms, info, now); err != "" {
+					return nil, p.badRow(firstRow, batch, i, err)
 				}
 				r.Timestamp = msTime(ms)
 			}
 		}
-		if size+recordOverhead > p.maxBytes {
+		if b.part != nil {
+			if v, ok := b.part(i); ok {
+				if v < 0 || v >= int64(info.Partitions) {
+					return nil, p.badRow(firstRow, batch, i, fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
+						p.d.PartitionField, v, r.Topic, info.Partitions-1))
+				}
+				r.Partition = int32(v)
+			}
+		}
+		if size+recordOverhead > int(info.MaxMessageBytes) {
 			return nil, p.badRow(firstRow, batch, i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
-				size+recordOverhead, p.topic, p.maxBytes))
+				size+recordOverhead, r.Topic, info.MaxMessageBytes))
 		}
 	}
-	// Slice only now: the buffers may have moved while growing.
-	start := 0
-	for i := range out.records {
-		out.records[i].Value = values[start:valueEnds[i]:valueEnds[i]]
-		start = valueEnds[i]
+	hdrStart[n] = len(p.hdrs)
+	// Slice only now: the buffer may have moved while growing.
+	if len(p.hdrs)+len(p.staticHeaders) > 0 {
+		out.headers = make([]kgo.RecordHeader, 0, len(p.hdrs)+n*len(p.staticHeaders))
 	}
-	if p.key != nil {
-		start = 0
-		for i := range out.records {
-			end := keyEnds[i]
-			if end < 0 { // null key: no key, next key starts where this one would have
-				start = -1 - end
-				continue
+	for i := range out.records {
+		r := &out.records[i]
+		if v := p.spans[i*perRow]; v.start >= 0 {
+			r.Value = buf[v.start:v.end:v.end]
+		}
+		if k := p.spans[i*perRow+1]; k.start >= 0 {
+			r.Key = buf[k.start:k.end:k.end]
+		}
+		if out.headers != nil {
+			from := len(out.headers)
+			out.headers = append(out.headers, p.staticHeaders...)
+			for _, h := range p.hdrs[hdrStart[i]:hdrStart[i+1]] {
+				var v []byte
+				if h.val.start >= 0 {
+					v = buf[h.val.start:h.val.end:h.val.end]
+				}
+				out.headers = append(out.headers, kgo.RecordHeader{Key: h.key, Value: v})
 			}
-			out.records[i].Key = keys[start:end:end]
-			start = end
+			r.Headers = out.headers[from:len(out.headers):len(out.headers)]
 		}
 	}
 	if n > 0 {
-		p.bytesPerRow = len(values)/n + 1
+		p.bytesPerRow = len(buf)/n + 1
 	}
-	out.values, out.keys = values, keys
+	out.buf = buf
 	return out, nil
+}
+
+// topicInfo looks a topic_field topic up once: authorised, existing.
+func (p *plan) topicInfo(name string) (kafka.TopicInfo, error) {
+	if info, ok := p.topics[name]; ok {
+		return info, nil
+	}
+	info, err := p.lookup(name)
+	if err != nil {
+		return info, err
+	}
+	p.topics[name] = info
+	return info, nil
+}
+
+// internString keeps one copy of each topic or header name.
+func (p *plan) internString(s string) string {
+	if v, ok := p.intern[s]; ok {
+		return v
+	}
+	s = string([]byte(s)) // own the bytes: s may point into Arrow memory
+	p.intern[s] = s
+	return s
+}
+
+// appendProvenance adds the headers that let at-least-once consumers drop
+// duplicates: the writer, the checkpoint the row belongs to, its stream row.
+func (p *plan) appendProvenance(buf []byte, row, checkpoint int64) []byte {
+	start := len(buf)
+	buf = append(buf, p.d.WriterID...)
+	p.hdrs = append(p.hdrs, hdrRef{"flightsink-writer", span{start, len(buf)}})
+	start = len(buf)
+	buf = strconv.AppendInt(buf, checkpoint, 10)
+	p.hdrs = append(p.hdrs, hdrRef{"flightsink-checkpoint", span{start, len(buf)}})
+	start = len(buf)
+	buf = strconv.AppendInt(buf, row, 10)
+	p.hdrs = append(p.hdrs, hdrRef{"flightsink-row", span{start, len(buf)}})
+	return buf
+}
+
+// timestampAllowed says why a topic would reject a record timestamp, or "".
+func timestampAllowed(ms int64, info kafka.TopicInfo, now time.Time) string {
+	ts := func() string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
+	if ms < 0 {
+		return fmt.Sprintf("its timestamp %s is before 1970, which Kafka record timestamps cannot be", ts())
+	}
+	if !info.CreateTime {
+		return ""
+	}
+	if max := info.TimestampBeforeMax; max < time.Duration(math.MaxInt64) && ms < now.Add(-max).UnixMilli() {
+		return fmt.Sprintf("its timestamp %s is more than message.timestamp.before.max.ms (%d ms) before now, so topic %q would reject it",
+			ts(), max.Milliseconds(), info.Topic)
+	}
+	if max := info.TimestampAfterMax; max < time.Duration(math.MaxInt64) && ms > now.Add(max).UnixMilli() {
+		return fmt.Sprintf("its timestamp %s is more than message.timestamp.after.max.ms (%d ms) after now, so topic %q would reject it",
+			ts(), max.Milliseconds(), info.Topic)
+	}
+	return ""
 }
 
 // badRow names a row that cannot be written; its whole batch is rejected.
@@ -199,13 +410,12 @@ func (p *plan) badRow(firstRow, batch int64, i int, problem string) *Error {
 		"stream row %d (batch %d, row %d): %s; no row of this batch was written", firstRow+int64(i), batch, i, problem)}
 }
 
-// timestampProblem says why the broker would reject a record timestamp.
-func (p *plan) timestampProblem(ms int64, early bool) string {
-	ts := time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
-	if early {
-		return fmt.Sprintf("its timestamp %s is more than message.timestamp.before.max.ms (%d ms) before now, so topic %q would reject it",
-			ts, p.info.TimestampBeforeMax.Milliseconds(), p.topic)
+// rowError names the row whose topic_field topic could not be used.
+func (p *plan) rowError(firstRow, batch int64, i int, err error) error {
+	e := classify(err)
+	if errors.Is(err, kafka.ErrUnavailable) {
+		return err
 	}
-	return fmt.Sprintf("its timestamp %s is more than message.timestamp.after.max.ms (%d ms) after now, so topic %q would reject it",
-		ts, p.info.TimestampAfterMax.Milliseconds(), p.topic)
+	return &Error{Code: e.Code, Reason: e.Reason, Err: err, Msg: fmt.Sprintf(
+		"stream row %d (batch %d, row %d): topic_field: %s; no row of this batch was written", firstRow+int64(i), batch, i, e.Msg)}
 }

@@ -136,7 +136,7 @@ func (st *stream) run() (err error) {
 		return badStream("reading the schema: %v", err)
 	}
 	defer reader.Release()
-	if st.plan, err = newPlan(reader.Schema(), st.desc, topic); err != nil {
+	if st.plan, err = newPlan(reader.Schema(), st.desc, topic, st.lookupTopic); err != nil {
 		return err
 	}
 
@@ -161,7 +161,11 @@ func (st *stream) run() (err error) {
 				return err
 			}
 		}
-		if err := st.produce(reader.RecordBatch()); err != nil {
+		unit := st.seenCheckpoint + 1 // the checkpoint these rows will belong to
+		if checkpoint > 0 {
+			unit = checkpoint
+		}
+		if err := st.produce(reader.RecordBatch(), unit); err != nil {
 			return err
 		}
 		if checkpoint == 0 && st.ingest != nil {
@@ -184,7 +188,7 @@ func (st *stream) run() (err error) {
 
 // produce encodes a whole batch first (a bad row rejects the batch before
 // any of it reaches Kafka), then hands its records to the writer.
-func (st *stream) produce(rec arrow.RecordBatch) error {
+func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	size := batchBytes(rec)
 	st.srv.metrics.BatchIn(rec.NumRows(), size)
 	if size > st.srv.cfg.MaxBatchBytes {
@@ -197,7 +201,7 @@ func (st *stream) produce(rec arrow.RecordBatch) error {
 	}
 	st.batches++
 	batch := st.batches - 1
-	recs, err := st.plan.encode(rec, st.rows, batch)
+	recs, err := st.plan.encode(rec, st.rows, batch, unit)
 	if err != nil {
 		return err
 	}
@@ -207,7 +211,7 @@ func (st *stream) produce(rec arrow.RecordBatch) error {
 		}
 	}
 	st.rows += int64(len(recs.records))
-	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(len(recs.records)), int64(len(recs.values)))
+	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(len(recs.records)), int64(len(recs.buf)))
 	return nil
 }
 
@@ -423,4 +427,16 @@ func dataBytes(d arrow.ArrayData) int64 {
 		n += dataBytes(d.Dictionary())
 	}
 	return n
+}
+
+// lookupTopic checks a topic named by topic_field: the principal may write
+// to it, and it exists (or is created when kafka.create_topics is on).
+func (st *stream) lookupTopic(topic string) (kafka.TopicInfo, error) {
+	if err := ValidateTopicName(topic); err != nil {
+		return kafka.TopicInfo{}, newError(codes.InvalidArgument, ReasonBadRow, "%v", err)
+	}
+	if err := authorize(st.principal, topic, st.delivery); err != nil {
+		return kafka.TopicInfo{}, err
+	}
+	return st.srv.sink.Topic(st.ctx, topic)
 }

@@ -63,7 +63,7 @@ func (p *progressStore) partition(n int32) *progressPartition {
 // record is the progress record to produce inside a transaction.
 func (p *progressStore) record(pr Progress) *kgo.Record {
 	v, _ := json.Marshal(pr)
-	return &kgo.Record{Topic: p.topic, Key: []byte(pr.WriterID), Value: v}
+	return &kgo.Record{Topic: p.topic, Key: []byte(pr.WriterID), Value: v, Partition: -1} // -1: partitioned by key
 }
 
 // Read returns the writer's committed progress; ok is false when it has

@@ -113,6 +113,7 @@ func (s *Sink) producerOpts() []kgo.Opt {
 		kgo.ProducerBatchCompression(codec),
 		kgo.MaxBufferedRecords(1<<30),
 		kgo.ProducerBatchMaxBytesFn(s.batchMaxBytes),
+		kgo.RecordPartitioner(newExplicitPartitioner()),
 		// Right after a commit a produce may meet CONCURRENT_TRANSACTIONS
 		// while the broker writes the markers; kgo retries after a metadata
 		// refresh, which it otherwise allows only every 5 s.
