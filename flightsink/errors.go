@@ -37,6 +37,7 @@ const (
 	ReasonKafkaUnavailable Reason = "kafka_unavailable" // Kafka did not answer in time; retry later
 	ReasonKafkaError       Reason = "kafka_error"       // Kafka refused the records
 	ReasonShutdown         Reason = "shutdown"          // the server is shutting down; retry on another replica
+	ReasonSchemaRejected   Reason = "schema_rejected"   // the schema registry refused the stream's schema (incompatible)
 	ReasonForbidden        Reason = "forbidden"         // the principal may not write to this topic or with this delivery
 	ReasonIdle             Reason = "idle_timeout"      // the client sent nothing for flight.idle_timeout
 	ReasonBatchTooLarge    Reason = "batch_too_large"   // a decoded record batch exceeds flight.max_batch_bytes

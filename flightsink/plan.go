@@ -32,6 +32,24 @@ type rowEncoder interface {
 // write to (authorised, existing); used for topic_field.
 type topicLookup func(topic string) (kafka.TopicInfo, error)
 
+// planEnv is what a plan needs from its stream: topic look-ups, and schema
+// registration (nil without a registry).
+type planEnv struct {
+	lookup   topicLookup
+	register func(subject, schema string) (int, error)
+}
+
+// avroName makes a topic name a valid Avro record name.
+func avroName(topic string) string {
+	b := []byte(topic)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '_' || (i > 0 && c >= '0' && c <= '9')) {
+			b[i] = '_'
+		}
+	}
+	return string(b)
+}
+
 // plan turns record batches of one schema into Kafka records, built once
 // per stream: the value encoder, the key, timestamp, partition, topic,
 // tombstone and header columns.
@@ -70,8 +88,8 @@ type hdrRef struct {
 
 // newPlan checks the schema against the descriptor: every column must be
 // encodable and the named columns must exist with usable types.
-func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, lookup topicLookup) (*plan, error) {
-	p := &plan{d: d, info: info, lookup: lookup, topics: map[string]kafka.TopicInfo{d.Topic: info},
+func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, env planEnv) (*plan, error) {
+	p := &plan{d: d, info: info, lookup: env.lookup, topics: map[string]kafka.TopicInfo{d.Topic: info},
 		bytesPerRow: 64, tombCol: -1, partCol: -1, topicCol: -1, hdrCol: -1, intern: map[string]string{}}
 	if info.Compacted && d.KeyField == "" {
 		return nil, badDescriptor(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
@@ -99,7 +117,26 @@ func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, lookup t
 			p.envelope = append(append([]byte(`{"schema":`), sch...), `,"payload":`...)
 		}
 	case FormatAvro:
-		return nil, newError(codes.Unimplemented, ReasonUnimplemented, `"format":"avro" is not available yet`)
+		avro, err := encode.NewAvro(valueSchema)
+		if err != nil {
+			return nil, schemaError("", err)
+		}
+		p.value = avro
+		if env.register != nil {
+			schemaText, err := encode.AvroSchema(valueSchema, avroName(d.Topic), "flightsink")
+			if err != nil {
+				return nil, schemaError("", err)
+			}
+			subject := d.Subject
+			if subject == "" {
+				subject = d.Topic + "-value" // TopicNameStrategy
+			}
+			id, err := env.register(subject, schemaText)
+			if err != nil {
+				return nil, err
+			}
+			p.prefix = kafka.WirePrefix(id)
+		}
 	case FormatRawString, FormatRawBytes:
 		col := d.ValueField
 		if col == "" {

@@ -136,7 +136,7 @@ func (st *stream) run() (err error) {
 		return badStream("reading the schema: %v", err)
 	}
 	defer reader.Release()
-	if st.plan, err = newPlan(reader.Schema(), st.desc, topic, st.lookupTopic); err != nil {
+	if st.plan, err = newPlan(reader.Schema(), st.desc, topic, st.planEnv()); err != nil {
 		return err
 	}
 
@@ -439,4 +439,21 @@ func (st *stream) lookupTopic(topic string) (kafka.TopicInfo, error) {
 		return kafka.TopicInfo{}, err
 	}
 	return st.srv.sink.Topic(st.ctx, topic)
+}
+
+// planEnv gives the plan topic look-ups and, with a registry, schema
+// registration: a refused schema is FailedPrecondition quoting the
+// registry, before any row is written.
+func (st *stream) planEnv() planEnv {
+	env := planEnv{lookup: st.lookupTopic}
+	if reg := st.srv.sink.Registry(); reg != nil {
+		env.register = func(subject, schema string) (int, error) {
+			id, err := reg.Register(st.ctx, subject, schema)
+			if errors.Is(err, kafka.ErrSchemaRejected) {
+				return 0, &Error{Code: codes.FailedPrecondition, Reason: ReasonSchemaRejected, Msg: err.Error(), Err: err}
+			}
+			return id, err
+		}
+	}
+	return env
 }

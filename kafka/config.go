@@ -62,6 +62,8 @@ type Config struct {
 	TLS TLSConfig `yaml:"tls"`
 	// SASL authentication to the brokers.
 	SASL SASLConfig `yaml:"sasl"`
+	// SchemaRegistry is where "format":"avro" streams register their schemas.
+	SchemaRegistry RegistryConfig `yaml:"schema_registry"`
 }
 
 // DefaultConfig returns the documented defaults (see config.yaml).

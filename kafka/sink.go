@@ -35,6 +35,7 @@ type Sink struct {
 	pool     *txnPool
 	progress *progressStore
 	metrics  *metrics.Metrics // nil: none
+	registry *Registry        // nil: no schema registry configured
 
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
@@ -74,6 +75,9 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	}
 	extra = append(security, extra...)
 	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra}
+	if s.registry, err = newRegistry(cfg.SchemaRegistry); err != nil {
+		return nil, err
+	}
 	s.progress = &progressStore{sink: s, topic: cfg.ProgressTopic, parts: map[int32]*progressPartition{}}
 	s.bg, s.stop = context.WithCancel(context.Background())
 	// Topic look-ups must see a topic created a moment ago: kgo otherwise

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # `make test`: install what the tests need, start a real Kafka broker
-# (scripts/kafka.sh up test), run go vet + go test -race, then pytest on
-# tests/python (if it has tests), and always stop the broker afterwards.
+# (scripts/kafka.sh up test) and a real schema registry on it (scripts/registry.sh up test),
+# run go vet + go test -race, then pytest on tests/python (if it has tests), and always
+# stop the registry and the broker afterwards.
 # Exits non-zero when any step failed.
 #
 # Exported to the tests:
 #   FLIGHTSINK_TEST_BROKERS   127.0.0.1:PORT of the shared test broker
+#   FLIGHTSINK_TEST_REGISTRY  base URL of the Confluent-compatible schema registry (Apicurio) that
+#                             keeps its schemas on that broker: http://127.0.0.1:PORT/apis/ccompat/v7
+#                             (append /subjects/..., /schemas/ids/..., /config to it)
 #   FLIGHTSINK_KAFKA_SCRIPT   absolute path of scripts/kafka.sh, for tests that run their
 #                             own private broker: `$FLIGHTSINK_KAFKA_SCRIPT up NAME` (last stdout
 #                             line KAFKA_BROKERS=127.0.0.1:PORT), `stop NAME`, `start NAME`
@@ -20,6 +24,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT" || exit 1
 KAFKA=$ROOT/scripts/kafka.sh
+REGISTRY=$ROOT/scripts/registry.sh
 VENV=$ROOT/.cache/venv
 REQS=$ROOT/tests/python/requirements.txt
 
@@ -73,6 +78,8 @@ BEFORE=$(list_brokers)
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local name
+  say "stopping the test schema registry"
+  bash "$REGISTRY" down test || true
   say "stopping test brokers"
   bash "$KAFKA" down test || true
   for name in $(comm -13 <(echo "$BEFORE") <(list_brokers)); do
@@ -96,6 +103,16 @@ addr=$(tail -n 1 <<<"$out")
 [[ $addr == KAFKA_BROKERS=* ]] || { say "unexpected output from kafka.sh up: $out"; exit 1; }
 export FLIGHTSINK_TEST_BROKERS=${addr#KAFKA_BROKERS=}
 say "Kafka broker at $FLIGHTSINK_TEST_BROKERS"
+
+bash "$REGISTRY" down test # a leftover from a killed run
+out=$(bash "$REGISTRY" up test "$FLIGHTSINK_TEST_BROKERS") || {
+  say "could not start the test schema registry (scripts/registry.sh up test $FLIGHTSINK_TEST_BROKERS; log: .cache/registry/run/test/logs/registry.log)"
+  exit 1
+}
+addr=$(tail -n 1 <<<"$out")
+[[ $addr == REGISTRY_URL=* ]] || { say "unexpected output from registry.sh up: $out"; exit 1; }
+export FLIGHTSINK_TEST_REGISTRY=${addr#REGISTRY_URL=}
+say "schema registry at $FLIGHTSINK_TEST_REGISTRY"
 
 status=0
 step() { # step NAME CMD...: run it, remember the first failure
@@ -135,5 +152,7 @@ fi
 if ((status != 0)); then
   say "warnings and errors of the test broker (tail):"
   grep -E ' (WARN|ERROR) ' "$RUNS/test/logs/server.log" 2>/dev/null | tail -n 30 >&2 || true
+  say "errors of the test schema registry (tail):"
+  grep -E ' ERROR ' "$ROOT/.cache/registry/run/test/logs/registry.log" 2>/dev/null | tail -n 20 | cut -c1-400 >&2 || true
 fi
 exit "$status"

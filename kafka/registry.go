@@ -1,0 +1,90 @@
+package kafka
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/sr"
+
+	"github.com/flightsink/flightsink/internal/secret"
+)
+
+// RegistryConfig points at a Confluent-compatible schema registry.
+type RegistryConfig struct {
+	// URL of the registry, e.g. http://registry:8081; empty for none (Avro
+	// values are then bare datums).
+	URL      string        `yaml:"url"`
+	Username string        `yaml:"username"`
+	Password secret.Secret `yaml:"password"`
+}
+
+// ErrSchemaRejected means the registry refused a schema (typically as
+// incompatible with the subject's earlier versions).
+var ErrSchemaRejected = errors.New("schema rejected by the registry")
+
+// Registry registers value schemas and caches their ids.
+type Registry struct {
+	cl *sr.Client
+
+	mu  sync.Mutex
+	ids map[[2]string]int // (subject, schema) → id
+}
+
+func newRegistry(c RegistryConfig) (*Registry, error) {
+	if c.URL == "" {
+		return nil, nil
+	}
+	opts := []sr.ClientOpt{sr.URLs(c.URL)}
+	if c.Username != "" {
+		pw, err := c.Password.Resolve("kafka.schema_registry.password")
+		if err != nil {
+			return nil, err
+		}
+		opts = append(opts, sr.BasicAuth(c.Username, pw))
+	}
+	cl, err := sr.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka.schema_registry.url: %w", err)
+	}
+	return &Registry{cl: cl, ids: map[[2]string]int{}}, nil
+}
+
+// Registry returns the sink's schema registry, nil when none is configured.
+func (s *Sink) Registry() *Registry { return s.registry }
+
+// Register registers an Avro schema under subject (a no-op when the
+// registry already has it) and returns its id. A refused schema wraps
+// ErrSchemaRejected with the registry's answer; an unreachable registry
+// wraps ErrUnavailable.
+func (r *Registry) Register(ctx context.Context, subject, schema string) (int, error) {
+	key := [2]string{subject, schema}
+	r.mu.Lock()
+	id, ok := r.ids[key]
+	r.mu.Unlock()
+	if ok {
+		return id, nil
+	}
+	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	if err != nil {
+		var re *sr.ResponseError
+		if errors.As(err, &re) {
+			return 0, fmt.Errorf("%w: subject %q: HTTP %d: %s", ErrSchemaRejected, subject, re.StatusCode, re.Message)
+		}
+		return 0, fmt.Errorf("%w: schema registry: %v", ErrUnavailable, err)
+	}
+	r.mu.Lock()
+	r.ids[key] = ss.ID
+	r.mu.Unlock()
+	return ss.ID, nil
+}
+
+// WirePrefix is the Confluent wire format header: magic byte 0 and the
+// schema id, big-endian.
+func WirePrefix(id int) []byte {
+	b := make([]byte, 5)
+	binary.BigEndian.PutUint32(b[1:], uint32(id))
+	return b
+}
