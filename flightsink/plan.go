@@ -59,14 +59,15 @@ type plan struct {
 	lookup topicLookup
 	topics map[string]kafka.TopicInfo // topics seen in topic_field
 
-	value    rowEncoder  // JSON or Avro; nil for raw formats
-	envelope []byte      // json.include_schema: `{"schema":…,"payload":`
-	raw      *encode.Key // raw_string / raw_bytes: the value column
-	proj     []int       // value_fields / exclude_fields: the value's columns
-	projSch  *arrow.Schema
-	prefix   []byte // Confluent wire format header (magic byte, schema id) for Avro with a registry
-	key      *encode.Key
-	ts       *encode.Timestamp
+	value      rowEncoder  // JSON or Avro; nil for raw formats
+	envelope   []byte      // json.include_schema: `{"schema":…,"payload":`
+	raw        *encode.Key // raw_string / raw_bytes: the value column
+	proj       []int       // value_fields / exclude_fields: the value's columns
+	projSch    *arrow.Schema
+	prefix     []byte // Confluent wire format header (magic byte, schema id) for Avro with a registry
+	avroSchema string // format avro: the writer schema (logged when there is no registry)
+	key        *encode.Key
+	ts         *encode.Timestamp
 
 	tombCol, partCol, topicCol, hdrCol int // -1 when not used
 	staticHeaders                      []kgo.RecordHeader
@@ -122,11 +123,12 @@ func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, env plan
 			return nil, schemaError("", err)
 		}
 		p.value = avro
+		schemaText, err := encode.AvroSchema(valueSchema, avroName(d.Topic), "flightsink")
+		if err != nil {
+			return nil, schemaError("", err)
+		}
+		p.avroSchema = schemaText
 		if env.register != nil {
-			schemaText, err := encode.AvroSchema(valueSchema, avroName(d.Topic), "flightsink")
-			if err != nil {
-				return nil, schemaError("", err)
-			}
 			subject := d.Subject
 			if subject == "" {
 				subject = d.Topic + "-value" // TopicNameStrategy

@@ -148,7 +148,11 @@ func (st *stream) run() (err error) {
 	if st.ingest == nil {
 		st.acks.Ready(st.readyMessage())
 	}
-	st.log.Info().Bool("flight_sql_ingest", st.ingest != nil).Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
+	ev := st.log.Info()
+	if st.plan.avroSchema != "" && st.plan.prefix == nil {
+		ev = ev.RawJSON("avro_schema", []byte(st.plan.avroSchema)) // bare datums: how a consumer gets the schema
+	}
+	ev.Bool("flight_sql_ingest", st.ingest != nil).Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
 		Int64("resumed_rows", st.resumedRows).Msg("stream open")
 
 	for reader.Next() {
