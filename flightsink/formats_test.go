@@ -112,7 +112,14 @@ func TestHeaders(t *testing.T) {
 	wantOK(t, env.put(t, cmdDesc(map[string]any{"topic": topic, "writer_id": "hdr-" + topic, "headers_field": "hdrs",
 		"headers": map[string]string{"source": "test"}, "provenance_headers": true, "value_fields": []string{"id"}}),
 		eventSchema, batchMeta(rec, checkpoint(1))))
+	// The same shape in a transaction that is then aborted: nothing of it is visible.
+	res := env.put(t, cmdDesc(map[string]any{"topic": topic, "headers_field": "hdrs", "provenance_headers": true,
+		"partition_field": "part", "tombstone_field": "deleted"}), eventSchema, batch(rec), metaOnly(`{"abort":"no"}`))
+	wantStatus(t, res, codes.Aborted, string(flightsink.ReasonClientAbort))
 	got := kafkatest.ReadCommitted(t, env.brokers, topic)
+	if len(got) != 2 {
+		t.Fatalf("%d records, want the 2 of the committed stream", len(got))
+	}
 	want := []map[string]string{
 		{"source": "test", "trace": "t-1", "flightsink-writer": "hdr-" + topic, "flightsink-checkpoint": "1", "flightsink-row": "0"},
 		{"source": "test", "flightsink-writer": "hdr-" + topic, "flightsink-checkpoint": "1", "flightsink-row": "1"},
