@@ -14,6 +14,7 @@ import (
 	"os"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
@@ -139,6 +140,7 @@ type Server struct {
 	streams      map[*stream]context.CancelCauseFunc
 	perPrincipal map[string]int
 	streamWG     sync.WaitGroup
+	nextID       atomic.Uint64 // numbers streams in the logs
 	// cleanupWG tracks the aborts of failed streams, which run after the
 	// client got its status: a client learns of a failure (a broker down,
 	// say) without waiting for an abort that may itself time out.
@@ -304,7 +306,8 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 	ctx, cancel := context.WithCancelCause(grpcStream.Context())
 	defer cancel(nil)
 	start := time.Now()
-	st := &stream{srv: s, ctx: ctx, grpc: grpcStream, log: s.log}
+	id := s.nextID.Add(1)
+	st := &stream{srv: s, ctx: ctx, grpc: grpcStream, log: s.log.With().Uint64("stream", id).Logger()}
 	if p, ok := peer.FromContext(grpcStream.Context()); ok {
 		st.log = st.log.With().Str("peer", p.Addr.String()).Logger()
 	}

@@ -32,6 +32,9 @@
 #   KAFKA_SASL            1: NAME also gets a SASL_PLAINTEXT listener (PLAIN, SCRAM-SHA-256,
 #                         SCRAM-SHA-512) with user "flightsink", password "flightsink-secret";
 #                         up/start then also print KAFKA_SASL_BROKERS=127.0.0.1:PORT
+#   KAFKA_TLS             1: NAME also gets an SSL listener with a self-signed certificate for
+#                         127.0.0.1/localhost (run/NAME/tls/ca.pem verifies it); up/start then
+#                         also print KAFKA_TLS_BROKERS=127.0.0.1:PORT and KAFKA_TLS_CA=PATH
 #   KAFKA_OWNER_PID       if set, a watchdog runs `down NAME` once that process has exited
 #                         (Go tests: set it to os.Getpid() so a killed test leaves no broker)
 #   KAFKA_CDS             1 (default): the first broker that stops cleanly leaves a class-data-sharing
@@ -139,7 +142,7 @@ pick_ports() {
     [[ $p == "$PORT" || $p == "$CPORT" ]] && continue
     port_listening "$p" && continue
     if [[ -z $PORT ]]; then PORT=$p
-    elif [[ -z $CPORT ]]; then CPORT=$p; [[ ${KAFKA_SASL:-0} == 1 ]] || return 0
+    elif [[ -z $CPORT ]]; then CPORT=$p; [[ ${KAFKA_SASL:-0} == 1 || ${KAFKA_TLS:-0} == 1 ]] || return 0
     else SPORT=$p; return 0; fi
   done
   die "could not find free ports"
@@ -203,7 +206,8 @@ write_config() {
   cat >"$RUN/broker.env" <<EOF
 KAFKA_PORT=$PORT
 KAFKA_CONTROLLER_PORT=$CPORT
-KAFKA_SASL_PORT=$SPORT
+KAFKA_SASL_PORT=$([[ ${KAFKA_SASL:-0} == 1 ]] && echo "$SPORT")
+KAFKA_TLS_PORT=$([[ ${KAFKA_TLS:-0} == 1 ]] && echo "$SPORT")
 EOF
   cat >"$RUN/server.properties" <<EOF
 # written by scripts/kafka.sh for the local test broker "$NAME"
@@ -243,7 +247,23 @@ num.recovery.threads.per.data.dir=1
 log.cleaner.dedupe.buffer.size=16777216
 broker.heartbeat.interval.ms=500
 EOF
-  if [[ -n $SPORT ]]; then
+  if [[ -n $SPORT && ${KAFKA_TLS:-0} == 1 ]]; then
+    mkdir -p "$RUN/tls"
+    openssl req -x509 -newkey rsa:2048 -nodes -keyout "$RUN/tls/key.pem" -out "$RUN/tls/ca.pem" -days 2 \
+      -subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" >/dev/null 2>&1 ||
+      die "openssl could not make the test certificate"
+    openssl pkcs8 -topk8 -nocrypt -in "$RUN/tls/key.pem" -out "$RUN/tls/key8.pem" || die "openssl pkcs8 failed"
+    cat "$RUN/tls/key8.pem" "$RUN/tls/ca.pem" >"$RUN/tls/server.pem"
+    cat >>"$RUN/server.properties" <<EOF
+
+# KAFKA_TLS=1: an SSL listener for the security tests
+listeners=PLAINTEXT://127.0.0.1:$PORT,CONTROLLER://127.0.0.1:$CPORT,SSL://127.0.0.1:$SPORT
+advertised.listeners=PLAINTEXT://127.0.0.1:$PORT,SSL://127.0.0.1:$SPORT
+listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT,SSL:SSL
+listener.name.ssl.ssl.keystore.type=PEM
+listener.name.ssl.ssl.keystore.location=$RUN/tls/server.pem
+EOF
+  elif [[ -n $SPORT ]]; then
     cat >>"$RUN/server.properties" <<EOF
 
 # KAFKA_SASL=1: a SASL_PLAINTEXT listener for the security tests
@@ -361,6 +381,10 @@ kill_broker() {
 
 print_addr() {
   if [[ -n ${KAFKA_SASL_PORT:-} ]]; then echo "KAFKA_SASL_BROKERS=127.0.0.1:$KAFKA_SASL_PORT"; fi
+  if [[ -n ${KAFKA_TLS_PORT:-} ]]; then
+    echo "KAFKA_TLS_BROKERS=127.0.0.1:$KAFKA_TLS_PORT"
+    echo "KAFKA_TLS_CA=$RUN/tls/ca.pem"
+  fi
   echo "KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT"
 }
 

@@ -12,10 +12,9 @@ import (
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
 
-// saslBroker starts a private broker with a SASL_PLAINTEXT listener (user
-// flightsink / flightsink-secret, PLAIN and SCRAM) and returns its plain
-// and SASL addresses.
-func saslBroker(t *testing.T) (plain, sasl string) {
+// secureBroker starts a private broker with an extra listener (KAFKA_SASL=1
+// or KAFKA_TLS=1) and returns what kafka.sh up printed, by key.
+func secureBroker(t *testing.T, kind string) map[string]string {
 	t.Helper()
 	script := os.Getenv("FLIGHTSINK_KAFKA_SCRIPT")
 	if script == "" {
@@ -24,26 +23,61 @@ func saslBroker(t *testing.T) (plain, sasl string) {
 		}
 		t.Skip("needs FLIGHTSINK_KAFKA_SCRIPT (scripts/kafka.sh); make test sets it")
 	}
-	name := "sasl-" + strings.ReplaceAll(t.Name(), "/", "_")
+	name := strings.ToLower(kind) + "-" + strings.ReplaceAll(t.Name(), "/", "_")
 	cmd := exec.Command("bash", script, "up", name)
-	cmd.Env = append(os.Environ(), "KAFKA_SASL=1")
+	cmd.Env = append(os.Environ(), "KAFKA_"+kind+"=1")
 	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("kafka.sh up %s: %v", name, err)
 	}
 	t.Cleanup(func() { _, _ = exec.Command("bash", script, "down", name).Output() })
+	vals := map[string]string{}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
-		if v, ok := strings.CutPrefix(line, "KAFKA_SASL_BROKERS="); ok {
-			sasl = v
-		}
-		if v, ok := strings.CutPrefix(line, "KAFKA_BROKERS="); ok {
-			plain = v
+		if k, v, ok := strings.Cut(line, "="); ok && strings.HasPrefix(k, "KAFKA_") {
+			vals[k] = v
 		}
 	}
-	if sasl == "" || plain == "" {
-		t.Fatalf("kafka.sh up printed no SASL address:\n%s", out)
+	if vals["KAFKA_BROKERS"] == "" || vals["KAFKA_"+kind+"_BROKERS"] == "" {
+		t.Fatalf("kafka.sh up printed no %s address:\n%s", kind, out)
 	}
-	return plain, sasl
+	return vals
+}
+
+// saslBroker starts a private broker with a SASL_PLAINTEXT listener (user
+// flightsink / flightsink-secret, PLAIN and SCRAM) and returns its plain
+// and SASL addresses.
+func saslBroker(t *testing.T) (plain, sasl string) {
+	v := secureBroker(t, "SASL")
+	return v["KAFKA_BROKERS"], v["KAFKA_SASL_BROKERS"]
+}
+
+// TestKafkaTLS: flightsink reaches the broker's SSL listener, verifying it
+// with kafka.tls.ca_file; without the CA the server refuses to start.
+func TestKafkaTLS(t *testing.T) {
+	v := secureBroker(t, "TLS")
+	plain, tlsAddr, ca := v["KAFKA_BROKERS"], v["KAFKA_TLS_BROKERS"], v["KAFKA_TLS_CA"]
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, []string{plain}, topic, 1, nil)
+	cfg := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfg, []byte("kafka:\n  tls:\n    enabled: true\n    ca_file: "+ca+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	srv := startServer(t, serverConfig{brokers: []string{tlsAddr}, replica: "tls", prefix: uniquePrefix(t), extra: []string{"--config", cfg}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	done, err := upload(ctx, srv.addr, topic, "tls-writer", 300, 100, 100, nil)
+	if err != nil || done.CommittedRows != 300 {
+		t.Fatalf("upload over TLS: %+v, %v", done, err)
+	}
+	checkExactlyOnce(t, []string{plain}, topic, 300)
+
+	noCA := filepath.Join(t.TempDir(), "config.yaml")
+	_ = os.WriteFile(noCA, []byte("kafka:\n  produce_timeout: 3s\n  tls:\n    enabled: true\n"), 0o600)
+	out, err := exec.Command(binary(t), "serve", "--config", noCA, "--brokers", tlsAddr, "--listen", freeAddr(t)).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "certificate") {
+		t.Fatalf("serve without the CA: %v\n%s\nwant a start-up failure about the certificate", err, out)
+	}
+	t.Logf("without the CA: %s", lastLine(string(out)))
 }
 
 // TestKafkaSASL: flightsink authenticates to the broker's SASL listener
