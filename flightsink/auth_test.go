@@ -302,3 +302,43 @@ func TestLimits(t *testing.T) {
 		t.Fatalf("%d records written, want none", n)
 	}
 }
+
+// TestTransactionRowLimit: an open transaction over kafka.max_transaction_rows
+// is ResourceExhausted naming the setting, and nothing of it is visible.
+func TestTransactionRowLimit(t *testing.T) {
+	env := startServer(t, func(_ *flightsink.Config, k *kafka.Config) { k.MaxTransactionRows = 5 })
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	small := simpleBatch(0, 4, -1, 0)
+	defer small.Release()
+	more := simpleBatch(4, 4, -1, 0)
+	defer more.Release()
+	res := env.put(t, eosDesc(topic), simpleSchema, batchMeta(small, checkpoint(1)), batch(small), batch(more))
+	wantStatus(t, res, codes.ResourceExhausted, string(flightsink.ReasonTooLargeTxn), "kafka.max_transaction_rows (5)", "checkpoint more often")
+	if n := len(kafkatest.ReadCommitted(t, env.brokers, topic)); n != 4 {
+		t.Fatalf("%d records visible, want the 4 of checkpoint 1", n)
+	}
+}
+
+// TestPerPrincipalStreamLimit: a principal's max_streams caps its open
+// streams; another principal is not affected.
+func TestPerPrincipalStreamLimit(t *testing.T) {
+	var cfg flightsink.AuthConfig
+	cfg.Tokens = []flightsink.TokenConfig{{Principal: "loader"}}
+	cfg.Tokens[0].Token.Value = loaderToken
+	cfg.Principals = []flightsink.PrincipalConfig{{Name: "loader", Topics: []string{"*"}, MaxStreams: 1}}
+	env := startServerWith(t, []flightsink.Option{flightsink.WithAuth(cfg)}, nil)
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	loader := env.as(t, loaderToken, nil)
+	ls, _, err := loader.open(t, eosDesc(topic), simpleSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := simpleBatch(0, 2, -1, 0)
+	defer rec.Release()
+	res := loader.put(t, pathDesc(topic), simpleSchema, batch(rec))
+	wantStatus(t, res, codes.ResourceExhausted, string(flightsink.ReasonTooManyStreams), `principal "loader"`, "max_streams")
+	wantOK(t, ls.finish())
+	wantOK(t, loader.put(t, pathDesc(topic), simpleSchema, batch(rec)))
+}
