@@ -244,44 +244,18 @@ func newAvroRunEndEncoder(dt *arrow.RunEndEncodedType, vals avroEncoder, path st
 // so it remembers the last run found and only binary-searches the run ends
 // when a row falls outside it.
 type avroRunEndEncoder[R int16 | int32 | int64] struct {
-	ends []R // logical end (exclusive) of each run
-	off  int // the array's logical offset
+	runCursor[R]
 	vals avroEncoder
-
-	run              int // physical index of the last run found
-	runStart, runEnd int // its logical range [runStart, runEnd)
 }
 
 func (e *avroRunEndEncoder[R]) setNulls(union bool, zero []byte) { e.vals.setNulls(union, zero) }
 
 func (e *avroRunEndEncoder[R]) bind(arr arrow.Array) {
 	r := arr.(*array.RunEndEncoded)
-	e.ends = values[R](r.RunEndsArr())
-	e.off = arr.Data().Offset()
+	e.reset(r)
 	e.vals.bind(r.Values())
-	e.run, e.runStart, e.runEnd = 0, 0, 0
 }
 
 func (e *avroRunEndEncoder[R]) appendValue(dst []byte, i int) []byte {
-	if l := i + e.off; l < e.runStart || l >= e.runEnd {
-		e.seek(l)
-	}
-	return e.vals.appendValue(dst, e.run)
-}
-
-// seek finds the run holding logical position l.
-func (e *avroRunEndEncoder[R]) seek(l int) {
-	lo, hi := 0, len(e.ends)
-	for lo < hi {
-		mid := int(uint(lo+hi) >> 1)
-		if int(e.ends[mid]) > l {
-			hi = mid
-		} else {
-			lo = mid + 1
-		}
-	}
-	e.run, e.runStart, e.runEnd = lo, 0, int(e.ends[lo])
-	if lo > 0 {
-		e.runStart = int(e.ends[lo-1])
-	}
+	return e.vals.appendValue(dst, e.physical(i))
 }

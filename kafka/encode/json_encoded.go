@@ -99,42 +99,59 @@ func newRunEndEncoder(dt *arrow.RunEndEncodedType, path string, o *JSONOptions) 
 // for. Rows are usually read in order, so it remembers the last run found
 // and only binary-searches the run ends when a row falls outside it.
 type runEndEncoder[R int16 | int32 | int64] struct {
+	runCursor[R]
+	vals valueEncoder
+}
+
+func (e *runEndEncoder[R]) bind(arr arrow.Array) {
+	r := arr.(*array.RunEndEncoded)
+	e.reset(r)
+	e.vals.bind(r.Values())
+}
+
+func (e *runEndEncoder[R]) appendValue(dst []byte, i int) []byte {
+	return e.vals.appendValue(dst, e.physical(i))
+}
+
+// runCursor maps logical rows of a run-end encoded array to the physical
+// index of their value. It remembers the last run found, so consecutive
+// rows cost a comparison, and binary-searches the run ends otherwise.
+type runCursor[R int16 | int32 | int64] struct {
 	ends []R // logical end (exclusive) of each run
 	off  int // the array's logical offset
-	vals valueEncoder
 
 	run              int // physical index of the last run found
 	runStart, runEnd int // its logical range [runStart, runEnd)
 }
 
-func (e *runEndEncoder[R]) bind(arr arrow.Array) {
-	r := arr.(*array.RunEndEncoded)
-	e.ends = values[R](r.RunEndsArr())
-	e.off = arr.Data().Offset()
-	e.vals.bind(r.Values())
-	e.run, e.runStart, e.runEnd = 0, 0, 0
+// reset points the cursor at r's run ends.
+func (c *runCursor[R]) reset(r *array.RunEndEncoded) {
+	c.ends = values[R](r.RunEndsArr())
+	c.off = r.Data().Offset()
+	c.run, c.runStart, c.runEnd = 0, 0, 0
 }
 
-func (e *runEndEncoder[R]) appendValue(dst []byte, i int) []byte {
-	if l := i + e.off; l < e.runStart || l >= e.runEnd {
-		e.seek(l)
+// physical is the value index of logical row i.
+func (c *runCursor[R]) physical(i int) int {
+	if l := i + c.off; l < c.runStart || l >= c.runEnd {
+		c.seek(l)
 	}
-	return e.vals.appendValue(dst, e.run)
+	return c.run
 }
 
 // seek finds the run holding logical position l.
-func (e *runEndEncoder[R]) seek(l int) {
-	lo, hi := 0, len(e.ends)
+func (c *runCursor[R]) seek(l int) {
+	lo, hi := 0, len(c.ends)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if int(e.ends[mid]) > l {
+		if int(c.ends[mid]) > l {
 			hi = mid
 		} else {
 			lo = mid + 1
 		}
 	}
-	e.run, e.runStart, e.runEnd = lo, 0, int(e.ends[lo])
+	c.run, c.runStart, c.runEnd = lo, 0, int(c.ends[lo])
 	if lo > 0 {
-		e.runStart = int(e.ends[lo-1])
+		c.runStart = int(c.ends[lo-1])
 	}
 }
