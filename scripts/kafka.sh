@@ -43,6 +43,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 SELF=$ROOT/scripts/kafka.sh
 POM=$ROOT/scripts/kafka/pom.xml
 LOG4J_CONF=$ROOT/scripts/kafka/log4j2.properties
@@ -104,23 +106,8 @@ lock_name() {
 
 # Prints the broker's pid when the broker of $RUN is alive (checked via its
 # command line, so a recycled pid or a zombie does not count).
-running_pid() {
-  local pid cmdline
-  [[ -f $RUN/kafka.pid ]] || return 1
-  pid=$(<"$RUN/kafka.pid")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-  grep -qxF -- "-Dflightsink.kafka.run=$RUN" <<<"$cmdline" || return 1
-  echo "$pid"
-}
+running_pid() { pid_of_run "$RUN/kafka.pid" "-Dflightsink.kafka.run=$RUN"; }
 
-# alive PID: the process exists and is not a zombie (a child we have not reaped yet).
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]]
-}
 
 load_ports() {
   [[ -f $RUN/broker.env ]] || die "no broker named $NAME (run: scripts/kafka.sh up $NAME)"
@@ -128,7 +115,6 @@ load_ports() {
   source "$RUN/broker.env"
 }
 
-port_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # Two distinct free ports below the kernel's ephemeral range, so that client
 # sockets never take them (they must stay free across stop/start).

@@ -48,6 +48,8 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+# shellcheck source=scripts/lib.sh
+source "$ROOT/scripts/lib.sh"
 SELF=$ROOT/scripts/registry.sh
 CONF_DIR=$ROOT/scripts/registry
 CACHE=${FLIGHTSINK_CACHE_DIR:-$ROOT/.cache}
@@ -133,24 +135,8 @@ lock_name() {
 
 # Prints the registry's pid when the registry of $RUN is alive (checked via its
 # command line, so a recycled pid or a zombie does not count).
-running_pid() {
-  local pid cmdline
-  [[ -f $RUN/registry.pid ]] || return 1
-  pid=$(<"$RUN/registry.pid")
-  [[ $pid =~ ^[0-9]+$ ]] || return 1
-  alive "$pid" || return 1
-  cmdline=$(tr '\0' '\n' 2>/dev/null <"/proc/$pid/cmdline") || return 1
-  grep -qxF -- "-Dflightsink.registry.run=$RUN" <<<"$cmdline" || return 1
-  echo "$pid"
-}
+running_pid() { pid_of_run "$RUN/registry.pid" "-Dflightsink.registry.run=$RUN"; }
 
-# alive PID: the process exists and is not a zombie
-alive() {
-  local stat
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  stat=${stat##*) }
-  [[ ${stat:0:1} != Z ]]
-}
 
 load_env() {
   [[ -f $RUN/registry.env ]] || die "no registry named $NAME (run: scripts/registry.sh up $NAME BOOTSTRAP)"
@@ -158,7 +144,6 @@ load_env() {
   source "$RUN/registry.env"
 }
 
-port_listening() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 # a free port below the kernel's ephemeral range (client sockets never take it)
 pick_port() {
