@@ -128,7 +128,7 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 	if writerID == "" {
 		var ok bool
 		if w.slot, w.cl, ok = s.pool.take(); !ok {
-			return nil, fmt.Errorf("%w (kafka.max_exactly_once_streams=%d)", ErrPoolExhausted, s.cfg.MaxExactlyOnceStreams)
+			return nil, fmt.Errorf("%w (flight.max_streams=%d)", ErrPoolExhausted, s.cfg.MaxExactlyOnceStreams)
 		}
 	}
 	if w.cl == nil {
