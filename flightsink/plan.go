@@ -268,6 +268,7 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 	for i := 0; i < n; i++ {
 		r := &out.records[i]
 		r.Partition = -1 // the default partitioner decides, unless partition_field says
+		r.Timestamp = now // the produce time, read once per batch (kgo would read the clock per record)
 		info := p.info
 		r.Topic = p.d.Topic
 		if b.topic != nil {
