@@ -186,10 +186,7 @@ type avroDictionaryEncoder[I indexType] struct {
 	avroNulls
 	idx  []I
 	vals avroEncoder // same null mode: a null entry is written like a null index
-
-	cached   bool
-	rendered []byte // encoded dictionary entries, back to back
-	starts   []int  // entry k is rendered[starts[k]:starts[k+1]]
+	dictCache
 }
 
 func (e *avroDictionaryEncoder[I]) setNulls(union bool, zero []byte) {
@@ -200,31 +197,14 @@ func (e *avroDictionaryEncoder[I]) setNulls(union bool, zero []byte) {
 func (e *avroDictionaryEncoder[I]) bind(arr arrow.Array) {
 	e.set(arr)
 	e.idx = values[I](arr)
-	e.cached = false
-	if arr.Len() == 0 {
-		return // an empty array may have no dictionary at all
-	}
-	dict := arr.(*array.Dictionary).Dictionary()
-	e.vals.bind(dict)
-	if n := dict.Len(); n <= arr.Len() {
-		e.rendered, e.starts = e.rendered[:0], append(e.starts[:0], 0)
-		for k := range n {
-			e.rendered = e.vals.appendValue(e.rendered, k)
-			e.starts = append(e.starts, len(e.rendered))
-		}
-		e.cached = true
-	}
+	e.bindDictionary(arr, e.vals.bind, e.vals)
 }
 
 func (e *avroDictionaryEncoder[I]) appendValue(dst []byte, i int) []byte {
 	if e.null(i) {
 		return e.appendNull(dst)
 	}
-	k := int(e.idx[i])
-	if e.cached {
-		return append(dst, e.rendered[e.starts[k]:e.starts[k+1]]...)
-	}
-	return e.vals.appendValue(dst, k)
+	return e.appendEntry(dst, e.vals, int(e.idx[i]))
 }
 
 func newAvroRunEndEncoder(dt *arrow.RunEndEncodedType, vals avroEncoder, path string) (avroEncoder, error) {

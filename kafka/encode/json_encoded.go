@@ -43,40 +43,61 @@ type dictionaryEncoder[I indexType] struct {
 	validity
 	idx  []I
 	vals valueEncoder
-
-	cached   bool
-	rendered []byte // encoded dictionary entries, back to back
-	starts   []int  // entry k is rendered[starts[k]:starts[k+1]]
+	dictCache
 }
 
 func (e *dictionaryEncoder[I]) bind(arr arrow.Array) {
 	e.set(arr)
 	e.idx = values[I](arr)
-	e.cached = false
-	if arr.Len() == 0 {
-		return // an empty array may have no dictionary at all
-	}
-	dict := arr.(*array.Dictionary).Dictionary()
-	e.vals.bind(dict)
-	if n := dict.Len(); n <= arr.Len() {
-		e.rendered, e.starts = e.rendered[:0], append(e.starts[:0], 0)
-		for k := range n {
-			e.rendered = e.vals.appendValue(e.rendered, k)
-			e.starts = append(e.starts, len(e.rendered))
-		}
-		e.cached = true
-	}
+	e.bindDictionary(arr, e.vals.bind, e.vals)
 }
 
 func (e *dictionaryEncoder[I]) appendValue(dst []byte, i int) []byte {
 	if e.null(i) {
 		return append(dst, "null"...)
 	}
-	k := int(e.idx[i])
-	if e.cached {
-		return append(dst, e.rendered[e.starts[k]:e.starts[k+1]]...)
+	return e.appendEntry(dst, e.vals, int(e.idx[i]))
+}
+
+// entryAppender encodes element k of the array it is bound to (a JSON or
+// an Avro encoder).
+type entryAppender interface {
+	appendValue(dst []byte, k int) []byte
+}
+
+// dictCache encodes a batch's dictionary entries once, when the dictionary
+// is no longer than the batch, so rows copy bytes instead of re-encoding.
+type dictCache struct {
+	cached   bool
+	rendered []byte // encoded dictionary entries, back to back
+	starts   []int  // entry k is rendered[starts[k]:starts[k+1]]
+}
+
+// bindDictionary binds the entries' encoder (bind) to arr's dictionary and
+// renders the entries with enc when that pays off.
+func (c *dictCache) bindDictionary(arr arrow.Array, bind func(arrow.Array), enc entryAppender) {
+	c.cached = false
+	if arr.Len() == 0 {
+		return // an empty array may have no dictionary at all
 	}
-	return e.vals.appendValue(dst, k)
+	dict := arr.(*array.Dictionary).Dictionary()
+	bind(dict)
+	if n := dict.Len(); n <= arr.Len() {
+		c.rendered, c.starts = c.rendered[:0], append(c.starts[:0], 0)
+		for k := range n {
+			c.rendered = enc.appendValue(c.rendered, k)
+			c.starts = append(c.starts, len(c.rendered))
+		}
+		c.cached = true
+	}
+}
+
+// appendEntry appends dictionary entry k.
+func (c *dictCache) appendEntry(dst []byte, enc entryAppender, k int) []byte {
+	if c.cached {
+		return append(dst, c.rendered[c.starts[k]:c.starts[k+1]]...)
+	}
+	return enc.appendValue(dst, k)
 }
 
 func newRunEndEncoder(dt *arrow.RunEndEncodedType, path string, o *JSONOptions) (valueEncoder, error) {
