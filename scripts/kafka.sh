@@ -98,16 +98,9 @@ set_name() {
   RUN=$RUNS/$NAME
 }
 
-lock_name() {
-  mkdir -p "$RUNS"
-  exec 9>"$RUNS/.$NAME.lock"
-  flock 9
-}
-
 # Prints the broker's pid when the broker of $RUN is alive (checked via its
 # command line, so a recycled pid or a zombie does not count).
 running_pid() { pid_of_run "$RUN/kafka.pid" "-Dflightsink.kafka.run=$RUN"; }
-
 
 load_ports() {
   [[ -f $RUN/broker.env ]] || die "no broker named $NAME (run: scripts/kafka.sh up $NAME)"

@@ -24,3 +24,11 @@ pid_of_run() {
   grep -qxF -- "$2" <<<"$cmdline" || return 1
   echo "$pid"
 }
+
+# lock_name: serialises commands on one NAME ($RUNS/.$NAME.lock, held on fd 9
+# until the script exits).
+lock_name() {
+  mkdir -p "$RUNS"
+  exec 9>"$RUNS/.$NAME.lock"
+  flock 9
+}

@@ -127,16 +127,9 @@ set_name() {
   RUN=$RUNS/$NAME
 }
 
-lock_name() {
-  mkdir -p "$RUNS"
-  exec 9>"$RUNS/.$NAME.lock"
-  flock 9
-}
-
 # Prints the registry's pid when the registry of $RUN is alive (checked via its
 # command line, so a recycled pid or a zombie does not count).
 running_pid() { pid_of_run "$RUN/registry.pid" "-Dflightsink.registry.run=$RUN"; }
-
 
 load_env() {
   [[ -f $RUN/registry.env ]] || die "no registry named $NAME (run: scripts/registry.sh up $NAME BOOTSTRAP)"
