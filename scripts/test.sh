@@ -128,8 +128,24 @@ step() { # step NAME CMD...: run it, remember the first failure
 }
 
 step "go vet ./..." go vet ./...
-# shellcheck disable=SC2086
-step "go test -race ./..." go test -race -count=1 -timeout 15m ${GO_TEST_FLAGS:-} ./...
+# go test -v, kept whole in a log; printed: each package's result, which broker the tests ran
+# against (every test logs it), skipped tests, and on failure the whole log without the
+# server's own log lines.
+go_tests() {
+  local log=$ROOT/.cache/go-test.log rc=0
+  mkdir -p "$ROOT/.cache"
+  # shellcheck disable=SC2086
+  go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./... >"$log" 2>&1 || rc=$?
+  if ((rc != 0)); then
+    grep -v '^ *writer.go:[0-9]*: {' "$log"
+  fi
+  echo "tests per broker kind:"
+  grep -o 'kafka under test: [^(]*' "$log" | sort | uniq -c || true
+  grep -E '^ *--- SKIP' "$log" || echo "no test skipped"
+  grep -E '^(ok|FAIL|\?) ' "$log" || true
+  return "$rc"
+}
+step "go test -race ./..." go_tests
 
 shopt -s nullglob globstar
 py_tests=(tests/python/**/test_*.py tests/python/**/*_test.py)
