@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -400,5 +401,87 @@ func TestTransactionTimeoutAboveBrokerMax(t *testing.T) {
 	err = sink.Prepare(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "kafka.transaction_timeout") || !strings.Contains(err.Error(), "transaction.max.timeout.ms") {
 		t.Fatalf("Prepare: %v; want an error naming kafka.transaction_timeout and transaction.max.timeout.ms", err)
+	}
+}
+
+// TestPipelinedCheckpoints: a client that sends 40 checkpoints without
+// waiting for any ack (the server commits each while the next batches are
+// read and encoded). Every checkpoint is acknowledged (acks may be
+// coalesced, never out of order), the rows they count add up, the tail is
+// committed as checkpoint 41, and Kafka holds every row once, in order.
+func TestPipelinedCheckpoints(t *testing.T) {
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	writer := "pipe-" + topic
+	var steps []step
+	for c := 1; c <= 40; c++ {
+		a, b := simpleBatch((c-1)*20, 10, -1, 0), simpleBatch((c-1)*20+10, 10, -1, 0)
+		defer a.Release()
+		defer b.Release()
+		steps = append(steps, batch(a), batchMeta(b, checkpoint(c)))
+	}
+	tail := simpleBatch(800, 7, -1, 0)
+	defer tail.Release()
+	steps = append(steps, batch(tail))
+	res := env.put(t, eosDesc(topic, "writer_id", writer), simpleSchema, steps...)
+	wantOK(t, res)
+
+	var last, rows float64
+	for _, a := range res.acks[1 : len(res.acks)-1] {
+		if a["type"] != "checkpoint" {
+			t.Fatalf("unexpected message %v between ready and done", a)
+		}
+		n := a["checkpoint"].(float64)
+		if n <= last {
+			t.Fatalf("ack for checkpoint %v after %v: acks out of order", n, last)
+		}
+		last, rows = n, rows+a["rows"].(float64)
+		if a["total_rows"] != n*20 {
+			t.Fatalf("ack %v: total_rows should be %v", a, n*20)
+		}
+	}
+	if last != 40 || rows != 800 {
+		t.Fatalf("the acks reach checkpoint %v with %v rows; want 40 and 800", last, rows)
+	}
+	wantAck(t, res.acks[len(res.acks)-1], map[string]any{"type": "done", "total_rows": 807.0, "last_checkpoint": 41.0, "committed_rows": 807.0, "discarded_rows": 0.0})
+	wantIDs(t, "read_committed", kafkatest.ReadCommitted(t, env.brokers, topic), 807)
+	if st := writerStatus(t, env, writer); st["last_checkpoint"] != 41.0 || st["committed_rows"] != 807.0 {
+		t.Fatalf("writer-status %v, want checkpoint 41 and 807 rows", st)
+	}
+}
+
+// TestPipelinedCheckpointThenFailure: the stream fails (a client abort, a
+// bad row) while an unacknowledged checkpoint may still be committing. The
+// checkpoint's commit completes and the error says so; what came after it
+// is invisible.
+func TestPipelinedCheckpointThenFailure(t *testing.T) {
+	env := startServer(t)
+	for _, tc := range []struct {
+		name     string
+		last     func() step
+		code     codes.Code
+		reason   flightsink.Reason
+		fragment string
+	}{
+		{"abort", func() step { return metaOnly(`{"abort":"upstream failed"}`) }, codes.Aborted, flightsink.ReasonClientAbort, "upstream failed"},
+		{"bad row", func() step { return batch(simpleBatch(40, 5, 2, 2_000_000)) }, codes.InvalidArgument, flightsink.ReasonBadRow, "stream row 42 (batch 4, row 2)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			topic := kafkatest.TopicName(t)
+			kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+			first, second := simpleBatch(0, 10, -1, 0), simpleBatch(10, 10, -1, 0)
+			open1, open2 := simpleBatch(20, 10, -1, 0), simpleBatch(30, 10, -1, 0)
+			last := tc.last()
+			for _, r := range []arrow.RecordBatch{first, second, open1, open2, last.rec} {
+				if r != nil {
+					defer r.Release()
+				}
+			}
+			res := env.put(t, eosDesc(topic), simpleSchema,
+				batch(first), batchMeta(second, checkpoint(1)), batch(open1), batch(open2), last)
+			wantStatus(t, res, tc.code, string(tc.reason), tc.fragment, "durable_checkpoint=1 durable_rows=20")
+			wantIDs(t, "read_committed", kafkatest.ReadCommitted(t, env.brokers, topic), 20)
+		})
 	}
 }

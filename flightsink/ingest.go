@@ -158,6 +158,9 @@ func (st *stream) checkTransactionLimits(rows int64) error {
 	}
 	cfg := st.srv.sink.Config()
 	open := st.rows - st.durableRows
+	if st.pending != nil { // the rows up to the committing checkpoint are no longer open
+		open = st.rows - st.pending.rows
+	}
 	if limit := cfg.MaxTransactionRows; limit > 0 && open+rows > limit {
 		hint := "checkpoint more often"
 		if st.ingest != nil {

@@ -200,6 +200,16 @@ type batchRecords struct {
 	headers []kgo.RecordHeader
 }
 
+// size is what the batch's records count against kafka.max_buffered_bytes
+// (kafka.RecordSize of each).
+func (b *batchRecords) size() int {
+	n := 0
+	for i := range b.records {
+		n += kafka.RecordSize(&b.records[i])
+	}
+	return n
+}
+
 // bound is one batch's columns the plan reads directly.
 type bound struct {
 	tomb  *array.Boolean
@@ -267,7 +277,7 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 	now := time.Now()
 	for i := 0; i < n; i++ {
 		r := &out.records[i]
-		r.Partition = -1 // the default partitioner decides, unless partition_field says
+		r.Partition = -1  // the default partitioner decides, unless partition_field says
 		r.Timestamp = now // the produce time, read once per batch (kgo would read the clock per record)
 		info := p.info
 		r.Topic = p.d.Topic

@@ -307,7 +307,7 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 	defer cancel(nil)
 	start := time.Now()
 	id := s.nextID.Add(1)
-	st := &stream{srv: s, ctx: ctx, grpc: grpcStream, log: s.log.With().Uint64("stream", id).Logger()}
+	st := &stream{srv: s, ctx: ctx, cancel: cancel, grpc: grpcStream, log: s.log.With().Uint64("stream", id).Logger()}
 	if p, ok := peer.FromContext(grpcStream.Context()); ok {
 		st.log = st.log.With().Str("peer", p.Addr.String()).Logger()
 	}

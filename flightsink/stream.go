@@ -21,11 +21,12 @@ import (
 // stream is one DoPut: it reads FlightData, produces one record per row,
 // and turns checkpoint markers into durable, acknowledged units.
 type stream struct {
-	srv  *Server
-	ctx  context.Context
-	grpc flight.FlightService_DoPutServer
-	log  zerolog.Logger
-	acks *acker
+	srv    *Server
+	ctx    context.Context
+	cancel context.CancelCauseFunc // ends ctx: a background commit's failure ends the stream
+	grpc   flight.FlightService_DoPutServer
+	log    zerolog.Logger
+	acks   *acker
 
 	desc     *Descriptor
 	delivery Delivery
@@ -47,6 +48,22 @@ type stream struct {
 	ingest            *ingestState // set for a Flight SQL bulk ingest
 	principal         *Principal
 	opened            bool // counted in the open-streams gauge
+
+	// An exactly-once checkpoint commits while the read loop goes on: the
+	// batches read meanwhile are encoded and held (within
+	// kafka.max_buffered_bytes, together with what is still unacknowledged)
+	// until the commit is done, then produced into the next transaction.
+	pending   *pendingCommit
+	held      []*batchRecords
+	heldBytes int
+}
+
+// pendingCommit is a checkpoint being committed in the background.
+type pendingCommit struct {
+	n    int64 // checkpoint number
+	rows int64 // the stream's rows at the marker: what the commit makes durable
+	done chan struct{}
+	err  error // set before done is closed
 }
 
 // kind is the stream's metrics label.
@@ -74,6 +91,9 @@ func (st *stream) reportOutcome(err error) {
 func (st *stream) run() (err error) {
 	recv := startReceiver(st.grpc, st.srv.cfg.IdleTimeout)
 	defer recv.stop()
+	// A failed stream still learns how its last checkpoint ended, so the
+	// error says what is durable and nothing else uses the writer meanwhile.
+	defer st.settleAfterFailure()
 	defer func() {
 		if err != nil && st.ctx.Err() != nil {
 			err = recv.explain(st.ctx, err)
@@ -176,7 +196,7 @@ func (st *stream) run() (err error) {
 			checkpoint = st.ingestCheckpoint()
 		}
 		if checkpoint > 0 {
-			if err := st.checkpoint(checkpoint); err != nil {
+			if err := st.startCheckpoint(checkpoint); err != nil {
 				return err
 			}
 		}
@@ -209,14 +229,110 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	if err != nil {
 		return err
 	}
+	st.rows += int64(len(recs.records))
+	if p := st.pending; p != nil {
+		select {
+		case <-p.done:
+		default:
+			// The commit is still running: hold the batch while the
+			// producer's budget has room for it.
+			size := recs.size()
+			if pending, limit := st.writer.Backlog(); pending+st.heldBytes+size <= limit || len(st.held) == 0 && pending == 0 {
+				st.held = append(st.held, recs)
+				st.heldBytes += size
+				return nil
+			}
+		}
+		if err := st.settle(); err != nil {
+			return err
+		}
+	}
+	return st.send(recs)
+}
+
+// send hands a batch's records to the writer.
+func (st *stream) send(recs *batchRecords) error {
 	for i := range recs.records {
 		if err := st.writer.Produce(st.ctx, &recs.records[i]); err != nil {
 			return err
 		}
 	}
-	st.rows += int64(len(recs.records))
 	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(len(recs.records)), int64(len(recs.buf)))
 	return nil
+}
+
+// startCheckpoint makes everything read so far durable. An exactly-once
+// checkpoint commits in the background (one at a time): its ack is sent as
+// soon as the commit is done, while the read loop goes on reading and
+// encoding; an at-least-once checkpoint waits for the acknowledgements.
+func (st *stream) startCheckpoint(n int64) error {
+	if err := st.settle(); err != nil {
+		return err
+	}
+	if st.delivery != ExactlyOnce {
+		return st.checkpoint(n)
+	}
+	p := &pendingCommit{n: n, rows: st.rows, done: make(chan struct{})}
+	progress, w, began := st.progress(n), st.writer, time.Now()
+	ackRows := st.rows - st.ackedRows
+	st.ackedRows = st.rows
+	st.pending = p
+	go func() {
+		defer close(p.done)
+		if p.err = w.Checkpoint(st.ctx, progress); p.err != nil {
+			// The loop may be waiting for a client that waits for this
+			// ack: end the stream now, with this error as the cause.
+			st.cancel(p.err)
+			return
+		}
+		st.srv.metrics.CheckpointDurable(string(st.delivery), time.Since(began))
+		if st.ingest == nil {
+			// Now, not when the loop next looks: it may be waiting for
+			// the client's next batch, and the client for this ack.
+			st.acks.Checkpoint(n, ackRows, p.rows)
+		}
+	}()
+	return nil
+}
+
+// settle waits for the background commit, if any, takes its outcome and
+// produces the batches held meanwhile into the new transaction.
+func (st *stream) settle() error {
+	p := st.pending
+	if p == nil {
+		return nil
+	}
+	<-p.done
+	st.pending = nil
+	if p.err != nil {
+		st.held, st.heldBytes = nil, 0
+		return p.err
+	}
+	st.durableRows = p.rows
+	st.lastCheckpoint = p.n
+	st.txnStart = time.Time{}
+	held := st.held
+	st.held, st.heldBytes = nil, 0
+	for _, recs := range held {
+		if err := st.send(recs); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// settleAfterFailure waits for a background commit of a stream that failed
+// for another reason, so its error reports the durable state and the
+// writer is closed only once the commit is over.
+func (st *stream) settleAfterFailure() {
+	if p := st.pending; p != nil {
+		<-p.done
+		st.pending = nil
+		st.held, st.heldBytes = nil, 0
+		if p.err == nil {
+			st.durableRows, st.lastCheckpoint = p.rows, p.n
+		}
+	}
 }
 
 // onMarker handles a marker that travels without a batch.
@@ -225,7 +341,7 @@ func (st *stream) onMarker(meta []byte) error {
 	if err != nil {
 		return err
 	}
-	return st.checkpoint(n)
+	return st.startCheckpoint(n)
 }
 
 // parseMarker validates a marker: it returns the checkpoint number, or the
@@ -295,6 +411,9 @@ func (st *stream) progress(n int64) kafka.Progress {
 // with commit_on_close false, aborted. A named writer's tail commit is
 // numbered as its next checkpoint, so a resume never writes it twice.
 func (st *stream) finish() error {
+	if err := st.settle(); err != nil {
+		return err
+	}
 	w := st.writer
 	st.writer = nil
 	tail := st.rows - st.durableRows

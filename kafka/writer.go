@@ -32,6 +32,11 @@ type Writer interface {
 	// transaction (an at-least-once writer cannot take back what it sent).
 	// Close always releases what the writer holds.
 	Close(ctx context.Context, commit bool, p Progress) error
+	// Backlog returns the bytes this writer holds unacknowledged and the
+	// most it may hold (kafka.max_buffered_bytes), counted as Produce
+	// counts them: key + value + 64 per record. A caller holding records of
+	// its own keeps within the same budget. Safe to call during Checkpoint.
+	Backlog() (pending, limit int)
 }
 
 // inflight tracks one writer's unacknowledged records. kgo's own record
@@ -87,6 +92,16 @@ func (f *inflight) done(r *kgo.Record, err error) {
 	}
 	f.mu.Unlock()
 }
+
+// Backlog implements Writer.Backlog.
+func (f *inflight) Backlog() (pending, limit int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.bytes, f.maxBytes
+}
+
+// RecordSize is what a record counts against kafka.max_buffered_bytes.
+func RecordSize(r *kgo.Record) int { return recordSize(r) }
 
 // firstErr returns the first failure of any record so far.
 func (f *inflight) firstErr() error {

@@ -10,6 +10,11 @@
 //	w.Write(batch)
 //	w.Checkpoint(ctx)               // committed when it returns
 //	w.Close(ctx)
+//
+// Checkpoint waits for its ack. A loader that keeps its input until it is
+// durable can pipeline instead: MarkCheckpoint returns at once, the server
+// commits while more batches stream in, and Acked / WaitCheckpoint tell
+// what is durable.
 package client
 
 import (
@@ -124,9 +129,12 @@ type Writer struct {
 	ready  Ready
 	next   int64 // the next checkpoint number
 
-	acks chan json.RawMessage
+	acks chan json.RawMessage // messages other than checkpoint acks
 	mu   sync.Mutex
-	err  error // the stream's final error, once known
+	err  error         // the stream's final error, once known
+	last Ack           // the newest checkpoint ack
+	wake chan struct{} // closed at the next checkpoint ack or the stream's end
+	gone bool          // the receiving goroutine has ended
 }
 
 // Open starts a stream: it sends the descriptor with the schema and waits
@@ -142,7 +150,7 @@ func (c *Client) Open(ctx context.Context, d Descriptor, schema *arrow.Schema) (
 		cancel()
 		return nil, wrap(err, nil)
 	}
-	w := &Writer{stream: stream, cancel: cancel, acks: make(chan json.RawMessage, 64)}
+	w := &Writer{stream: stream, cancel: cancel, acks: make(chan json.RawMessage, 64), wake: make(chan struct{})}
 	w.w = flight.NewRecordWriter(stream, ipc.WithSchema(schema))
 	w.w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	go w.readAcks()
@@ -190,21 +198,55 @@ func (w *Writer) Write(rec arrow.RecordBatch) error {
 // Checkpoint marks everything written so far as one unit and waits until
 // the server has made it durable (committed it, in exactly-once mode).
 func (w *Writer) Checkpoint(ctx context.Context) (Ack, error) {
+	n, err := w.MarkCheckpoint()
+	if err != nil {
+		return Ack{}, err
+	}
+	return w.WaitCheckpoint(ctx, n)
+}
+
+// MarkCheckpoint marks everything written so far as checkpoint n and
+// returns n without waiting: the server commits it while later batches
+// stream in. Keep what checkpoint n covers until Acked reaches n (or
+// WaitCheckpoint returns); after a failure, resume from the last ack.
+func (w *Writer) MarkCheckpoint() (int64, error) {
 	n := w.next
 	w.next++
 	b, _ := json.Marshal(map[string]int64{"checkpoint": n})
-	_ = w.w.WriteMetadata(b)
+	if err := w.w.WriteMetadata(b); err != nil && !errors.Is(err, io.EOF) {
+		return 0, err
+	}
+	return n, nil // io.EOF: the stream has failed; its error comes with the wait
+}
+
+// Acked returns the newest checkpoint ack received (zero before any).
+// Acks may be coalesced: an ack for N says every checkpoint up to N is
+// durable, and its Rows counts all of them.
+func (w *Writer) Acked() Ack {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.last
+}
+
+// WaitCheckpoint waits until checkpoint n is durable and returns the ack
+// that says so, or the stream's error.
+func (w *Writer) WaitCheckpoint(ctx context.Context, n int64) (Ack, error) {
 	for {
-		msg, err := w.nextAck(ctx, "checkpoint")
-		if err != nil {
+		w.mu.Lock()
+		last, wake, gone, err := w.last, w.wake, w.gone, w.err
+		w.mu.Unlock()
+		switch {
+		case last.Checkpoint >= n:
+			return last, nil
+		case gone && err != nil:
 			return Ack{}, err
+		case gone:
+			return Ack{}, fmt.Errorf("flightsink: the stream ended before checkpoint %d was acknowledged: %w", n, io.ErrUnexpectedEOF)
 		}
-		var a Ack
-		if err := json.Unmarshal(msg, &a); err != nil {
-			return Ack{}, err
-		}
-		if a.Checkpoint >= n { // acks may be coalesced: N covers every earlier one
-			return a, nil
+		select {
+		case <-wake:
+		case <-ctx.Done():
+			return Ack{}, ctx.Err()
 		}
 	}
 }
@@ -254,17 +296,34 @@ func (w *Writer) Close(ctx context.Context) (Done, error) {
 func (w *Writer) abandon() { w.cancel() }
 
 // readAcks is the one goroutine that receives; it ends with the stream.
+// Checkpoint acks update Acked; other messages go to nextAck.
 func (w *Writer) readAcks() {
 	defer close(w.acks)
 	for {
 		pr, err := w.stream.Recv()
 		if err != nil {
+			w.mu.Lock()
 			if !errors.Is(err, io.EOF) {
-				w.mu.Lock()
 				w.err = wrap(err, w.stream)
-				w.mu.Unlock()
 			}
+			w.gone = true
+			close(w.wake)
+			w.mu.Unlock()
 			return
+		}
+		var a struct {
+			Type string `json:"type"`
+			Ack
+		}
+		if json.Unmarshal(pr.AppMetadata, &a) == nil && a.Type == "checkpoint" {
+			w.mu.Lock()
+			if a.Checkpoint > w.last.Checkpoint {
+				w.last = a.Ack
+			}
+			close(w.wake)
+			w.wake = make(chan struct{})
+			w.mu.Unlock()
+			continue
 		}
 		w.acks <- pr.AppMetadata
 	}

@@ -7,7 +7,9 @@
 //
 //	L   bench/cmd/limit: franz-go, flightsink's producer settings, values serialized before timing
 //	A   bench/cmd/goclient: Go Flight client -> flightsink (at_least_once)
-//	AE  bench/cmd/goclient: the same, exactly_once with a checkpoint every 100k rows
+//	AE  bench/cmd/goclient: the same, exactly_once with a checkpoint every 100k rows, pipelined
+//	    (MarkCheckpoint: the client goes on sending while the server commits)
+//	AEW bench/cmd/goclient: AE waiting for each checkpoint's ack before sending more (Checkpoint)
 //	B   bench/pyclient.py B: pyarrow do_put -> flightsink (exactly_once, checkpoint every 100k rows)
 //	P   bench/pyclient.py P: to_pylist -> json.dumps -> confluent_kafka.Producer (a subset of the rows)
 //
@@ -24,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -130,10 +133,10 @@ func loadConfig() (*config, error) {
 			return nil, errors.New("BENCH_ROWS_* must be at least 1")
 		}
 	}
-	c.contenders = strings.Split(envStr("BENCH_CONTENDERS", "L,A,AE,B,P"), ",")
+	c.contenders = strings.Split(envStr("BENCH_CONTENDERS", "L,A,AE,AEW,B,P"), ",")
 	for _, k := range c.contenders {
 		if _, ok := contenders[k]; !ok {
-			return nil, fmt.Errorf("BENCH_CONTENDERS: unknown contender %q (want some of L,A,AE,B,P)", k)
+			return nil, fmt.Errorf("BENCH_CONTENDERS: unknown contender %q (want some of L,A,AE,AEW,B,P)", k)
 		}
 	}
 	c.datasets = strings.Split(envStr("BENCH_DATASETS", "narrow,wide"), ",")
@@ -168,11 +171,12 @@ type contender struct {
 }
 
 var contenders = map[string]contender{
-	"L":  {label: "L  limit: franz-go, pre-serialized"},
-	"A":  {label: "A  Go client → flightsink, at-least-once", server: true},
-	"AE": {label: "AE Go client → flightsink, exactly-once, ckpt/100k", server: true, txn: true},
-	"B":  {label: "B  pyarrow → flightsink, exactly-once, ckpt/100k", server: true, txn: true},
-	"P":  {label: "P  python: to_pylist → json.dumps → confluent-kafka"},
+	"L":   {label: "L  limit: franz-go, pre-serialized"},
+	"A":   {label: "A  Go client → flightsink, at-least-once", server: true},
+	"AE":  {label: "AE Go client → flightsink, exactly-once, ckpt/100k pipelined", server: true, txn: true},
+	"AEW": {label: "AEW the same, waiting for each checkpoint's ack", server: true, txn: true},
+	"B":   {label: "B  pyarrow → flightsink, exactly-once, ckpt/100k", server: true, txn: true},
+	"P":   {label: "P  python: to_pylist → json.dumps → confluent-kafka"},
 }
 
 // outcome is one contender's run on one dataset.
@@ -188,8 +192,14 @@ type outcome struct {
 	RSSPeakKB int64            `json:"server_rss_peak_kb,omitempty"`
 	RSSCurve  []int64          `json:"server_rss_kb_curve,omitempty"` // VmRSS every rssEvery
 	Profile   string           `json:"server_profile,omitempty"`      // top of `perf report` (BENCH_PROFILE=1)
-	Verified  string           `json:"verified,omitempty"`
-	Err       string           `json:"error,omitempty"`
+	// Server-side checkpoint cost, from the server's own histograms:
+	// flush + commit (flightsink_checkpoint_seconds) and the EndTxn call
+	// alone (flightsink_checkpoint_commit_seconds), sums in seconds.
+	ServerCheckpointS float64 `json:"server_checkpoint_s,omitempty"`
+	ServerCommitS     float64 `json:"server_commit_s,omitempty"`
+	ServerCommits     float64 `json:"server_commits,omitempty"`
+	Verified          string  `json:"verified,omitempty"`
+	Err               string  `json:"error,omitempty"`
 }
 
 const rssEvery = 500 * time.Millisecond
@@ -415,9 +425,9 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 		args = []string{c.limitBin, "--data", file, "--brokers", c.brokers}
 	case "A":
 		args = []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", "at_least_once"}
-	case "AE":
+	case "AE", "AEW":
 		args = []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", "exactly_once",
-			"--checkpoint-every", strconv.FormatInt(c.ckptRows, 10)}
+			"--checkpoint-every", strconv.FormatInt(c.ckptRows, 10), "--wait=" + strconv.FormatBool(k == "AEW")}
 	case "B":
 		args = []string{c.python, c.pyclient, "--mode", "B", "--data", file, "--addr", srv.addr,
 			"--checkpoint-every", strconv.FormatInt(c.ckptRows, 10)}
@@ -433,6 +443,13 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 		o.Profile = prof.stop()
 	}
 	if srv != nil {
+		if m, merr := scrape(srv.metrics); merr == nil {
+			o.ServerCheckpointS = m[`flightsink_checkpoint_seconds_sum{delivery="exactly_once"}`]
+			o.ServerCommitS = m["flightsink_checkpoint_commit_seconds_sum"]
+			o.ServerCommits = m["flightsink_checkpoint_commit_seconds_count"]
+		} else {
+			logf("%s %s: reading the server's metrics: %v", d, k, merr)
+		}
 		o.RSSPeakKB, _ = benchdata.ProcStatusKB(srv.cmd.Process.Pid, "VmHWM")
 		o.RSSCurve = srv.rssCurve()
 		if serr := srv.stop(); serr != nil && err == nil {
@@ -576,6 +593,7 @@ func tail(path string, n int) string {
 type server struct {
 	cmd     *exec.Cmd
 	addr    string
+	metrics string // host:port of its Prometheus listener
 	log     *os.File
 	exited  chan struct{}
 	err     error
@@ -632,7 +650,7 @@ func startServerOnce(ctx context.Context, c *config, logPath string) (*server, e
 		logFile.Close()
 		return nil, err
 	}
-	s := &server{cmd: cmd, addr: addr, log: logFile, exited: make(chan struct{}), samples: make(chan []int64, 1), quit: make(chan struct{})}
+	s := &server{cmd: cmd, addr: addr, metrics: fmt.Sprintf("127.0.0.1:%d", mport), log: logFile, exited: make(chan struct{}), samples: make(chan []int64, 1), quit: make(chan struct{})}
 	go func() { s.err = cmd.Wait(); close(s.exited) }()
 	deadline := time.Now().Add(120 * time.Second)
 	for {
@@ -657,6 +675,34 @@ func startServerOnce(ctx context.Context, c *config, logPath string) (*server, e
 	}
 	go s.sampleRSS()
 	return s, nil
+}
+
+// scrape reads a Prometheus text exposition into series → value (series
+// as written, labels included; comments skipped).
+func scrape(addr string) (map[string]float64, error) {
+	cl := http.Client{Timeout: 5 * time.Second}
+	resp, err := cl.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("GET /metrics: %s", resp.Status)
+	}
+	out := map[string]float64{}
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.LastIndexByte(line, ' ')
+		if strings.HasPrefix(line, "#") || i < 0 {
+			continue
+		}
+		if v, err := strconv.ParseFloat(line[i+1:], 64); err == nil {
+			out[line[:i]] = v
+		}
+	}
+	return out, sc.Err()
 }
 
 func (s *server) sampleRSS() {

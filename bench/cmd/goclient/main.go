@@ -29,6 +29,7 @@ func run() error {
 	topic := flag.String("topic", "", "topic to write")
 	delivery := flag.String("delivery", "at_least_once", "at_least_once or exactly_once")
 	every := flag.Int64("checkpoint-every", 0, "checkpoint every N rows (0: only the clean end)")
+	wait := flag.Bool("wait", false, "wait for each checkpoint's ack before sending more (Checkpoint); by default checkpoints are pipelined (MarkCheckpoint)")
 	watch := flag.String("watch", "", "processes whose CPU to measure over the timed window: name=pid,...")
 	name := flag.String("name", "A", "contender name in the result")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")
@@ -77,6 +78,13 @@ func run() error {
 		before := sent
 		sent += rec.NumRows()
 		if *every > 0 && sent/(*every) > before/(*every) && sent < meta.Rows {
+			checkpoints++
+			if !*wait {
+				if _, err := sw.MarkCheckpoint(); err != nil {
+					return fmt.Errorf("checkpoint after %d rows: %w", sent, err)
+				}
+				continue
+			}
 			c0 := time.Now()
 			if _, err := sw.Checkpoint(ctx); err != nil {
 				return fmt.Errorf("checkpoint after %d rows: %w", sent, err)
@@ -84,7 +92,6 @@ func run() error {
 			d := time.Since(c0)
 			ckptWait += d
 			ckptMax = max(ckptMax, d)
-			checkpoints++
 		}
 	}
 	done, err := sw.Close(ctx)
@@ -103,6 +110,9 @@ func run() error {
 	}
 	res := benchdata.Result{Contender: *name, Rows: done.TotalRows, ValueBytes: meta.ValueBytes, Seconds: elapsed.Seconds(),
 		ClientCPU: cpu, Watched: watched, Checkpoint: checkpoints}
+	if acked := sw.Acked().Checkpoint; !*wait && acked != checkpoints {
+		return fmt.Errorf("the newest ack is for checkpoint %d, sent %d", acked, checkpoints)
+	}
 	if checkpoints > 0 {
 		res.CheckpointWait = ckptWait.Seconds()
 		res.CheckpointMax = ckptMax.Seconds()
