@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"sync"
 	"time"
+	"unsafe"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
@@ -73,9 +75,11 @@ type plan struct {
 	staticHeaders                      []kgo.RecordHeader
 	provenance                         bool
 
-	bytesPerRow int      // running estimate that sizes each batch's buffer
-	spans       []span   // scratch: value, key and header byte ranges of one batch
-	hdrs        []hdrRef // scratch: headers of one batch
+	bytesPerRow int        // running estimate that sizes each batch's buffer
+	spans       []span     // scratch: value, key and header byte ranges of one batch
+	hdrs        []hdrRef   // scratch: headers of one batch
+	hdrStart    []int      // scratch: each row's first entry in hdrs
+	pool        *batchPool // acknowledged batches to encode into; nil: allocate each
 	intern      map[string]string
 }
 
@@ -198,6 +202,58 @@ type batchRecords struct {
 	records []kgo.Record
 	buf     []byte
 	headers []kgo.RecordHeader
+	pool    *batchPool // where the batch goes once Kafka has acknowledged it
+}
+
+// recycle returns an acknowledged batch to its pool.
+func (b *batchRecords) recycle() { b.pool.put(b) }
+
+// footprint is the memory the batch's slices hold.
+func (b *batchRecords) footprint() int {
+	return cap(b.buf) + cap(b.records)*int(unsafe.Sizeof(kgo.Record{})) + cap(b.headers)*int(unsafe.Sizeof(kgo.RecordHeader{}))
+}
+
+// batchPool keeps a few acknowledged batches for the next ones to encode
+// into: a stream then reuses its record slices and value buffers instead of
+// allocating (and the GC collecting) them per batch. It holds at most
+// maxBytes (a share of kafka.max_buffered_bytes), so it adds little to a
+// stream's memory. Safe for concurrent use: producer goroutines put, the
+// read loop gets.
+type batchPool struct {
+	mu       sync.Mutex
+	free     []*batchRecords
+	bytes    int
+	maxBytes int
+}
+
+func newBatchPool(maxBytes int) *batchPool { return &batchPool{maxBytes: maxBytes} }
+
+// get returns a pooled batch, or a new empty one.
+func (bp *batchPool) get() *batchRecords {
+	if bp == nil {
+		return &batchRecords{}
+	}
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if n := len(bp.free); n > 0 {
+		b := bp.free[n-1]
+		bp.free[n-1] = nil
+		bp.free = bp.free[:n-1]
+		bp.bytes -= b.footprint()
+		return b
+	}
+	return &batchRecords{pool: bp}
+}
+
+// put keeps b for reuse if the pool has room; otherwise the GC takes it.
+func (bp *batchPool) put(b *batchRecords) {
+	size := b.footprint()
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if bp.bytes+size <= bp.maxBytes {
+		bp.free = append(bp.free, b)
+		bp.bytes += size
+	}
 }
 
 // size is what the batch's records count against kafka.max_buffered_bytes
@@ -268,12 +324,24 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 		b.hdrs = newHeaderReader(rec.Column(p.hdrCol))
 	}
 
-	out := &batchRecords{records: make([]kgo.Record, n)}
-	buf := make([]byte, 0, n*p.bytesPerRow+64)
+	out := p.pool.get()
+	if cap(out.records) >= n {
+		out.records = out.records[:n]
+		clear(out.records) // kgo sets fields of its own on produced records
+	} else {
+		out.records = make([]kgo.Record, n)
+	}
+	buf := out.buf[:0]
+	if want := n*p.bytesPerRow + 64; cap(buf) < want {
+		buf = make([]byte, 0, want)
+	}
 	perRow := 2 // value and key spans
 	p.spans = p.spans[:0]
 	p.hdrs = p.hdrs[:0]
-	hdrStart := make([]int, n+1)
+	if cap(p.hdrStart) < n+1 {
+		p.hdrStart = make([]int, n+1)
+	}
+	hdrStart := p.hdrStart[:n+1]
 	now := time.Now()
 	for i := 0; i < n; i++ {
 		r := &out.records[i]
@@ -365,8 +433,11 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 	}
 	hdrStart[n] = len(p.hdrs)
 	// Slice only now: the buffer may have moved while growing.
-	if len(p.hdrs)+len(p.staticHeaders) > 0 {
-		out.headers = make([]kgo.RecordHeader, 0, len(p.hdrs)+n*len(p.staticHeaders))
+	withHeaders := len(p.hdrs)+len(p.staticHeaders) > 0
+	if want := len(p.hdrs) + n*len(p.staticHeaders); withHeaders && cap(out.headers) >= want {
+		out.headers = out.headers[:0]
+	} else if withHeaders {
+		out.headers = make([]kgo.RecordHeader, 0, want)
 	}
 	for i := range out.records {
 		r := &out.records[i]
@@ -376,7 +447,7 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 		if k := p.spans[i*perRow+1]; k.start >= 0 {
 			r.Key = buf[k.start:k.end:k.end]
 		}
-		if out.headers != nil {
+		if withHeaders {
 			from := len(out.headers)
 			out.headers = append(out.headers, p.staticHeaders...)
 			for _, h := range p.hdrs[hdrStart[i]:hdrStart[i+1]] {

@@ -159,6 +159,7 @@ func (st *stream) run() (err error) {
 	if st.plan, err = newPlan(reader.Schema(), st.desc, topic, st.planEnv()); err != nil {
 		return err
 	}
+	st.plan.pool = newBatchPool(st.srv.sink.Config().MaxBufferedBytes / 8)
 
 	if err := st.openWriter(); err != nil {
 		return err
@@ -252,10 +253,12 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 
 // send hands a batch's records to the writer.
 func (st *stream) send(recs *batchRecords) error {
-	for i := range recs.records {
-		if err := st.writer.Produce(st.ctx, &recs.records[i]); err != nil {
-			return err
-		}
+	var acked func()
+	if recs.pool != nil {
+		acked = recs.recycle
+	}
+	if err := st.writer.ProduceBatch(st.ctx, recs.records, acked); err != nil {
+		return err
 	}
 	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(len(recs.records)), int64(len(recs.buf)))
 	return nil

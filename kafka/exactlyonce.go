@@ -191,16 +191,13 @@ type exactlyOnce struct {
 	txnStart time.Time // first record of the open transaction
 }
 
-func (w *exactlyOnce) Produce(ctx context.Context, r *kgo.Record) error {
-	if err := w.waitRoom(ctx); err != nil {
-		return err
-	}
-	if w.txnStart.IsZero() {
+func (w *exactlyOnce) ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error {
+	if w.txnStart.IsZero() && len(recs) > 0 {
 		w.txnStart = time.Now()
 	}
-	w.add(r)
-	w.cl.Produce(ctx, r, w.promise)
-	return nil
+	return w.produceBatch(ctx, recs, w.promise, acked, func(r *kgo.Record, promise func(*kgo.Record, error)) {
+		w.cl.Produce(ctx, r, promise)
+	})
 }
 
 // Checkpoint commits the open transaction: every record acknowledged, the

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -16,12 +17,14 @@ import (
 // one goroutine (the stream's read loop); produce callbacks only record
 // errors and counts.
 type Writer interface {
-	// Produce hands one record to the producer. It blocks while this writer
-	// has kafka.max_buffered_bytes unacknowledged, which back-pressures the
-	// Flight stream. The record and the bytes it points to must not change
-	// until the record is acknowledged (the next Checkpoint or Close). It
-	// returns the first error of any earlier record of this writer.
-	Produce(ctx context.Context, r *kgo.Record) error
+	// ProduceBatch hands records to the producer, in order. It blocks while
+	// this writer has kafka.max_buffered_bytes unacknowledged, which
+	// back-pressures the Flight stream. The records and the bytes they point
+	// to must not change until acked runs: once, on a producer goroutine,
+	// when every record handed over is acknowledged or failed (then the
+	// caller may reuse them). acked may be nil. It returns the first error
+	// of any earlier record of this writer.
+	ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error
 	// Checkpoint makes every record produced so far durable: at-least-once
 	// waits for this writer's own records to be acknowledged (not for other
 	// streams' records); exactly-once commits the open transaction.
@@ -98,6 +101,44 @@ func (f *inflight) Backlog() (pending, limit int) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.bytes, f.maxBytes
+}
+
+// batchPromise counts one ProduceBatch call's records down to acked. It
+// starts one above the count: ProduceBatch holds that one until it has
+// handed over every record it will, so acked cannot run early.
+type batchPromise struct {
+	left  atomic.Int64
+	done  func(*kgo.Record, error) // the writer's per-record promise
+	acked func()
+}
+
+func (b *batchPromise) promise(r *kgo.Record, err error) {
+	b.done(r, err)
+	b.release(1)
+}
+
+func (b *batchPromise) release(n int64) {
+	if b.left.Add(-n) == 0 && b.acked != nil {
+		b.acked()
+	}
+}
+
+// produceBatch is ProduceBatch for both writers: produce hands one record
+// to the client with the given promise.
+func (f *inflight) produceBatch(ctx context.Context, recs []kgo.Record, done func(*kgo.Record, error), acked func(),
+	produce func(*kgo.Record, func(*kgo.Record, error))) error {
+	b := &batchPromise{done: done, acked: acked}
+	b.left.Store(int64(len(recs)) + 1)
+	for i := range recs {
+		if err := f.waitRoom(ctx); err != nil {
+			b.release(int64(len(recs)-i) + 1)
+			return err
+		}
+		f.add(&recs[i])
+		produce(&recs[i], b.promise)
+	}
+	b.release(1)
+	return nil
 }
 
 // RecordSize is what a record counts against kafka.max_buffered_bytes.
@@ -180,16 +221,15 @@ type atLeastOnce struct {
 	promise func(*kgo.Record, error) // one closure for all records: no per-record allocation
 }
 
-func (w *atLeastOnce) Produce(ctx context.Context, r *kgo.Record) error {
-	if err := w.waitRoom(ctx); err != nil {
-		return err
-	}
-	w.add(r)
+func (w *atLeastOnce) ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error {
+	return w.produceBatch(ctx, recs, w.promise, acked, w.produce)
+}
+
+func (w *atLeastOnce) produce(r *kgo.Record, promise func(*kgo.Record, error)) {
 	// Records on the shared client get the sink's context, never the
 	// stream's: kgo fails every buffered record of a partition when the
 	// first one's context ends, which would fail other streams' records.
-	w.cl.Produce(w.bg, r, w.promise)
-	return nil
+	w.cl.Produce(w.bg, r, promise)
 }
 
 func (w *atLeastOnce) Checkpoint(ctx context.Context, _ Progress) error { return w.waitAll(ctx) }
