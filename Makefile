@@ -34,6 +34,10 @@ clean:
 
 # benchmark harness: own broker, contenders L/A/AE/B/P, writes bench/RESULTS.md
 # (BENCH_QUICK=1 for a short run; see bench/README.md)
-.PHONY: bench
+.PHONY: bench bench-soak
 bench:
 	bash bench/run.sh
+
+# soak run: one exactly-once stream for BENCH_SOAK_SECONDS (default 600), server memory curve in bench/SOAK.md
+bench-soak:
+	BENCH_SOAK_SECONDS=$${BENCH_SOAK_SECONDS:-600} bash bench/run.sh

@@ -217,6 +217,9 @@ auto.create.topics.enable=false
 # abort transactions past their timeout within a second (default: every 10 s),
 # so tests of kafka.transaction_timeout do not wait long
 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
+# apply retention every 10 s (default: 5 min), so a topic with retention.bytes
+# (the benchmark's soak run) keeps the disk bounded
+log.retention.check.interval.ms=10000
 
 # small and quick on a 2-core machine
 num.network.threads=2

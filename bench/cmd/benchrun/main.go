@@ -51,6 +51,7 @@ type config struct {
 	rows        map[string]int64
 	pRows       map[string]int64
 	warmupRows  int64
+	soak        time.Duration // BENCH_SOAK_SECONDS: the soak run instead of the contenders
 	batchRows   int
 	partitions  int32
 	ckptRows    int64
@@ -113,6 +114,7 @@ func loadConfig() (*config, error) {
 	c.batchRows = int(get("BENCH_BATCH_ROWS", 10_000))
 	c.partitions = int32(get("BENCH_PARTITIONS", 6))
 	c.ckptRows = get("BENCH_CHECKPOINT_ROWS", 100_000)
+	c.soak = time.Duration(get("BENCH_SOAK_SECONDS", 0)) * time.Second
 	c.repeat = int(get("BENCH_REPEAT", 1))
 	c.timeout = time.Duration(get("BENCH_TIMEOUT", defTimeout)) * time.Second
 	c.settle = time.Duration(get("BENCH_SETTLE_MS", 2000)) * time.Millisecond
@@ -258,6 +260,10 @@ func run(ctx context.Context) (int, error) {
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
 
+	if c.soak > 0 {
+		return 0, runSoak(ctx, c, adm, machine, runID, logDir)
+	}
+
 	// ---- data (untimed, cached across runs)
 	files := map[string]string{}
 	metas := map[string]benchdata.Meta{}
@@ -359,20 +365,17 @@ func pause(ctx context.Context, d time.Duration) {
 }
 
 func createTopic(ctx context.Context, adm *kadm.Client, topic string, partitions int32) error {
+	return createTopicWith(ctx, adm, topic, partitions, nil)
+}
+
+// waitLeaders waits until every partition of topic has a leader.
+func waitLeaders(ctx context.Context, adm *kadm.Client, topic string) error {
 	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	defer cancel()
-	resp, err := adm.CreateTopic(ctx, partitions, 1, nil, topic)
-	if err == nil {
-		err = resp.Err
-	}
-	if err != nil {
-		return fmt.Errorf("creating topic %s: %w", topic, err)
-	}
-	// wait until every partition has a leader
 	for {
 		td, err := adm.ListTopics(ctx, topic)
 		if err == nil {
-			if t, ok := td[topic]; ok && t.Err == nil && len(t.Partitions) == int(partitions) {
+			if t, ok := td[topic]; ok && t.Err == nil && len(t.Partitions) > 0 {
 				ready := true
 				for _, p := range t.Partitions {
 					if p.Leader < 0 || p.Err != nil {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"time"
@@ -29,6 +30,7 @@ func run() error {
 	topic := flag.String("topic", "", "topic to write")
 	delivery := flag.String("delivery", "at_least_once", "at_least_once or exactly_once")
 	every := flag.Int64("checkpoint-every", 0, "checkpoint every N rows (0: only the clean end)")
+	soak := flag.Duration("for", 0, "stream the dataset over and over, in one stream, for this long (the soak run); 0: once")
 	wait := flag.Bool("wait", false, "wait for each checkpoint's ack before sending more (Checkpoint); by default checkpoints are pipelined (MarkCheckpoint)")
 	watch := flag.String("watch", "", "processes whose CPU to measure over the timed window: name=pid,...")
 	name := flag.String("name", "A", "contender name in the result")
@@ -71,13 +73,21 @@ func run() error {
 	}
 	var sent, checkpoints int64
 	var ckptWait, ckptMax time.Duration
-	for _, rec := range batches {
-		if err := sw.Write(rec); err != nil {
-			return fmt.Errorf("write: %w", err)
-		}
-		before := sent
-		sent += rec.NumRows()
-		if *every > 0 && sent/(*every) > before/(*every) && sent < meta.Rows {
+	passes := 1
+	if *soak > 0 {
+		passes = math.MaxInt
+	}
+	for pass := 0; pass < passes && (pass == 0 || time.Since(t0) < *soak); pass++ {
+		last := pass == passes-1 || *soak > 0 && time.Since(t0) >= *soak
+		for _, rec := range batches {
+			if err := sw.Write(rec); err != nil {
+				return fmt.Errorf("write: %w", err)
+			}
+			before := sent
+			sent += rec.NumRows()
+			if *every <= 0 || sent/(*every) == before/(*every) || last && sent%meta.Rows == 0 {
+				continue
+			}
 			checkpoints++
 			if !*wait {
 				if _, err := sw.MarkCheckpoint(); err != nil {
@@ -105,8 +115,8 @@ func run() error {
 		return err
 	}
 	// ---- end of timed window
-	if done.TotalRows != meta.Rows {
-		return fmt.Errorf("server reports %d durable rows, sent %d", done.TotalRows, meta.Rows)
+	if done.TotalRows != sent {
+		return fmt.Errorf("server reports %d durable rows, sent %d", done.TotalRows, sent)
 	}
 	res := benchdata.Result{Contender: *name, Rows: done.TotalRows, ValueBytes: meta.ValueBytes, Seconds: elapsed.Seconds(),
 		ClientCPU: cpu, Watched: watched, Checkpoint: checkpoints}
