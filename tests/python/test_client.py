@@ -97,6 +97,33 @@ def test_named_writer_checkpoints_continue_after_resume(server, topic, read_comm
     assert ids(read_committed(topic)) == list(range(11))
 
 
+def test_pipelined_checkpoints(server, topic, read_committed):
+    """mark_checkpoint does not wait: 30 checkpoints go out back to back while the server
+    commits; wait_checkpoint then returns a (possibly coalesced) ack covering them, and every
+    row is in Kafka once, in order. A resumed named writer's stored checkpoint counts as acked."""
+    loc = server()
+    name = wid()
+    table = id_table(0, 3000)
+    with flightsink.Writer(loc, topic, writer_id=name, schema=table.schema) as w:
+        marks = []
+        for i in range(30):
+            w.write(table.slice(i * 100, 100))
+            marks.append(w.mark_checkpoint())
+        assert marks == list(range(1, 31))
+        with pytest.raises(ValueError, match="checkpoint 31 has not been marked"):
+            w.wait_checkpoint(31)
+        ack = w.wait_checkpoint(15)
+        assert ack.checkpoint >= 15 and ack.total_rows == ack.checkpoint * 100
+        ack = w.wait_checkpoint(30)
+        assert (ack.checkpoint, ack.total_rows) == (30, 3000)
+        assert w.wait_checkpoint(10) == ack  # already durable: no wait
+        assert (w.last_checkpoint, w.committed_rows) == (30, 3000)
+    assert w.done == flightsink.Done(total_rows=3000, last_checkpoint=30, committed_rows=3000, discarded_rows=0)
+    with flightsink.Writer(loc, topic, writer_id=name, schema=table.schema) as w:
+        assert w.wait_checkpoint(30) == flightsink.Ack(checkpoint=30, rows=0, total_rows=0)
+    assert ids(read_committed(topic)) == list(range(3000))
+
+
 def test_exception_inside_with_aborts_the_tail(server, topic, read_committed):
     loc = server()
     name = wid()

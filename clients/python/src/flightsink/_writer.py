@@ -238,6 +238,7 @@ class Writer:
         self._next_checkpoint = 1
         self._last_checkpoint: Optional[int] = None
         self._durable_rows = 0  # this stream's rows known durable (the last ack's total_rows)
+        self._last_ack: Optional[Ack] = None
         self._rows_written = 0
         self._client, self._recorder, self._headers = _connect(
             location,
@@ -359,20 +360,49 @@ class Writer:
     def checkpoint(self) -> Ack:
         """Mark everything written so far as one unit and block until the server acknowledges
         that it is durable (exactly-once: committed). Checkpoints are numbered on from
-        ``ready.last_checkpoint``."""
+        ``ready.last_checkpoint``. Same as ``wait_checkpoint(mark_checkpoint())``."""
+        return self.wait_checkpoint(self.mark_checkpoint())
+
+    def mark_checkpoint(self) -> int:
+        """Mark everything written so far as the next checkpoint and return its number without
+        waiting: the server commits it while later batches stream in (pipelining). Keep what it
+        covers until ``wait_checkpoint(n)`` returns or ``last_checkpoint`` reaches it; after a
+        failure, resume from ``committed_rows``. Acks are read while waiting (``wait_checkpoint``,
+        ``checkpoint``, ``close``): to bound how far a loader runs ahead, wait for an older
+        checkpoint, e.g. ``wait_checkpoint(n - 2)``."""
         self._check_usable()
         if self._state == "new":
             raise RuntimeError("nothing to checkpoint: the stream is not open (pass schema= or write() first)")
         n = self._next_checkpoint
         self._send_metadata({"checkpoint": n})
         self._next_checkpoint = n + 1
+        return n
+
+    def wait_checkpoint(self, n: int) -> Ack:
+        """Block until checkpoint ``n`` (and every earlier one) is durable; returns the ack that
+        says so (acks may be coalesced: one for a later checkpoint covers ``n``). A checkpoint not
+        marked yet is an error."""
+        if n >= self._next_checkpoint:
+            raise ValueError(f"checkpoint {n} has not been marked (the next is {self._next_checkpoint})")
+        if self._last_checkpoint is not None and self._last_checkpoint >= n:
+            if self._last_ack is not None:
+                return self._last_ack
+            # durable before this stream opened (a resumed named writer)
+            return Ack(checkpoint=self._last_checkpoint, rows=0, total_rows=self._durable_rows)
+        self._check_usable()
         while True:
             msg = self._next_message(f"the ack of checkpoint {n}")
-            if msg.get("type") == "checkpoint" and int(msg.get("checkpoint", 0)) >= n:
-                ack = Ack.from_json(msg)
-                self._last_checkpoint = ack.checkpoint
-                self._durable_rows = ack.total_rows
-                return ack
+            if msg.get("type") == "checkpoint":
+                ack = self._took_ack(msg)
+                if ack.checkpoint >= n:
+                    return ack
+
+    def _took_ack(self, msg: Dict[str, Any]) -> Ack:
+        ack = Ack.from_json(msg)
+        self._last_ack = ack
+        self._last_checkpoint = ack.checkpoint
+        self._durable_rows = ack.total_rows
+        return ack
 
     def close(self) -> Done:
         """End the stream cleanly and wait for ``done``: the tail after the last checkpoint is
@@ -395,8 +425,7 @@ class Writer:
             if msg.get("type") == "done":
                 break
             if msg.get("type") == "checkpoint":
-                self._last_checkpoint = int(msg["checkpoint"])
-                self._durable_rows = int(msg.get("total_rows") or 0)
+                self._took_ack(msg)
         done = Done.from_json(msg)
         try:
             self._writer.close()
