@@ -361,7 +361,7 @@ class Writer:
         """Mark everything written so far as one unit and block until the server acknowledges
         that it is durable (exactly-once: committed). Checkpoints are numbered on from
         ``ready.last_checkpoint``. Same as ``wait_checkpoint(mark_checkpoint())``."""
-        return self.wait_checkpoint(self.mark_checkpoint())
+        return self._await_ack(self.mark_checkpoint())
 
     def mark_checkpoint(self) -> int:
         """Mark everything written so far as the next checkpoint and return its number without
@@ -384,11 +384,17 @@ class Writer:
         marked yet is an error."""
         if n >= self._next_checkpoint:
             raise ValueError(f"checkpoint {n} has not been marked (the next is {self._next_checkpoint})")
-        if self._last_checkpoint is not None and self._last_checkpoint >= n:
-            if self._last_ack is not None:
-                return self._last_ack
+        if self._last_ack is not None and self._last_ack.checkpoint >= n:
+            return self._last_ack
+        if self._ready is not None and n <= (self._ready.last_checkpoint or 0):
             # durable before this stream opened (a resumed named writer)
-            return Ack(checkpoint=self._last_checkpoint, rows=0, total_rows=self._durable_rows)
+            return Ack(checkpoint=self._ready.last_checkpoint, rows=0, total_rows=0)
+        return self._await_ack(n)
+
+    def _await_ack(self, n: int) -> Ack:
+        """Read the server's messages until an ack of this stream covers checkpoint n."""
+        if self._last_ack is not None and self._last_ack.checkpoint >= n:
+            return self._last_ack
         self._check_usable()
         while True:
             msg = self._next_message(f"the ack of checkpoint {n}")
