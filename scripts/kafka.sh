@@ -217,8 +217,11 @@ auto.create.topics.enable=false
 # abort transactions past their timeout within a second (default: every 10 s),
 # so tests of kafka.transaction_timeout do not wait long
 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
-# apply retention every 10 s (default: 5 min), so a topic with retention.bytes
-# (the benchmark's soak run) keeps the disk bounded
+# no time-based retention: test and benchmark rows carry timestamps from early
+# 2026, which the default 7 days would delete within minutes (record
+# timestamps, not arrival, decide); size-based retention (the benchmark's soak
+# topic sets retention.bytes) is applied every 10 s (default: 5 min)
+log.retention.ms=-1
 log.retention.check.interval.ms=10000
 
 # small and quick on a 2-core machine
