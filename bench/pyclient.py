@@ -139,7 +139,7 @@ def run_p(args, meta, watch):
         "acks": "all",
         "enable.idempotence": True,
         "linger.ms": 5,
-        "compression.type": "lz4",
+        "compression.type": args.compression,
         "batch.size": 1_000_000,
         "queue.buffering.max.kbytes": 65536,  # 64 MiB buffered, like flightsink's max_buffered_bytes
         "queue.buffering.max.messages": 1_000_000,
@@ -188,6 +188,7 @@ def main():
     ap.add_argument("--watch", default="", help="name=pid,... whose CPU to measure over the timed window")
     ap.add_argument("--name", help="contender name in the result (default: the mode)")
     ap.add_argument("--timeout", type=float, default=1800)
+    ap.add_argument("--compression", default="snappy", help="compression.type: flightsink's kafka.compression (P)")
     args = ap.parse_args()
     with open(args.data + ".json") as f:
         meta = json.load(f)

@@ -111,7 +111,7 @@ func (s *Sink) baseOpts() []kgo.Opt {
 // record's timestamp, which comes from client data, and kgo's buffer limit
 // would block one stream on another's records.
 func (s *Sink) producerOpts() []kgo.Opt {
-	codec, _ := s.cfg.compression()
+	codec, _ := s.cfg.CompressionCodec()
 	return append(s.baseOpts(),
 		kgo.ProducerLinger(s.cfg.Linger),
 		kgo.ProducerBatchCompression(codec),

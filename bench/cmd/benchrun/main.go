@@ -42,6 +42,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flightsink/flightsink/bench/internal/benchdata"
+	"github.com/flightsink/flightsink/kafka"
 )
 
 type config struct {
@@ -64,6 +65,7 @@ type config struct {
 	work        string
 	python      string
 	pyclient    string
+	compression string // kafka.compression of the servers, used by L and P too
 	serverBin   string
 	limitBin    string
 	goclientBin string
@@ -151,6 +153,8 @@ func loadConfig() (*config, error) {
 	c.work = envStr("BENCH_WORK", ".cache/bench")
 	c.python = envStr("BENCH_PYTHON", ".cache/venv/bin/python")
 	c.pyclient = envStr("BENCH_PYCLIENT", "bench/pyclient.py")
+	// L and P compress as the servers do (FLIGHTSINK_KAFKA_COMPRESSION passes through to them)
+	c.compression = envStr("FLIGHTSINK_KAFKA_COMPRESSION", kafka.DefaultConfig().Compression)
 	c.serverBin = envStr("BENCH_SERVER_BIN", "bin/bench/flightsink")
 	c.limitBin = envStr("BENCH_LIMIT_BIN", "bin/bench/limit")
 	c.goclientBin = envStr("BENCH_GOCLIENT_BIN", "bin/bench/goclient")
@@ -290,7 +294,7 @@ func run(ctx context.Context) (int, error) {
 			return 0, err
 		}
 		logf("warm-up: %d narrow rows through L (not measured)", c.warmupRows)
-		if _, err := runContender(ctx, c, []string{c.limitBin, "--data", path, "--brokers", c.brokers, "--topic", topic,
+		if _, err := runContender(ctx, c, []string{c.limitBin, "--data", path, "--brokers", c.brokers, "--compression", c.compression, "--topic", topic,
 			"--name", "warmup"}, filepath.Join(logDir, "warmup.log")); err != nil {
 			return 0, fmt.Errorf("warm-up: %w", err)
 		}
@@ -446,7 +450,7 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 	var args []string
 	switch k {
 	case "L":
-		args = []string{c.limitBin, "--data", file, "--brokers", c.brokers}
+		args = []string{c.limitBin, "--data", file, "--brokers", c.brokers, "--compression", c.compression}
 	case "A":
 		args = []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", "at_least_once"}
 	case "AE", "AEW":
@@ -457,7 +461,7 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 			"--checkpoint-every", strconv.FormatInt(c.ckptRows, 10)}
 	case "P":
 		expect = min(meta.Rows, c.pRows[d])
-		args = []string{c.python, c.pyclient, "--mode", "P", "--data", file, "--brokers", c.brokers,
+		args = []string{c.python, c.pyclient, "--mode", "P", "--data", file, "--brokers", c.brokers, "--compression", c.compression,
 			"--rows", strconv.FormatInt(expect, 10), "--timeout", strconv.Itoa(int(c.timeout.Seconds()))}
 	}
 	args = append(args, "--topic", o.Topic, "--watch", watch, "--name", k)

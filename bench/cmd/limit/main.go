@@ -2,7 +2,7 @@
 // turned into record values, keys and timestamps by flightsink's own
 // encoder BEFORE the timed window, then written by one franz-go producer
 // with flightsink's producer settings (idempotent, acks=all, linger 5ms,
-// lz4, 1 MB batches, 64 MiB buffered; see kafka/config.go and
+// kafka.compression (snappy), 1 MB batches, 64 MiB buffered; see kafka/config.go and
 // kafka/sink.go). No Flight, no serialization: what Kafka on this machine
 // takes from a Go producer.
 package main
@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flightsink/flightsink/bench/internal/benchdata"
+	"github.com/flightsink/flightsink/kafka"
 	"github.com/flightsink/flightsink/kafka/encode"
 )
 
@@ -39,6 +40,7 @@ func run() error {
 	watch := flag.String("watch", "", "processes whose CPU to measure over the timed window: name=pid,...")
 	name := flag.String("name", "L", "contender name in the result")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")
+	compression := flag.String("compression", kafka.DefaultConfig().Compression, "kafka.compression of the flightsink servers it is compared with")
 	flag.Parse()
 	if *data == "" || *brokers == "" || *topic == "" {
 		return fmt.Errorf("--data, --brokers and --topic are required")
@@ -119,14 +121,20 @@ func run() error {
 			errOnce.Do(func() { firstErr = err })
 		}
 	}
+	def := kafka.DefaultConfig()
+	def.Compression = *compression
+	codec, err := def.CompressionCodec()
+	if err != nil {
+		return err
+	}
 	cl, err := kgo.NewClient(
 		kgo.SeedBrokers(strings.Split(*brokers, ",")...),
 		kgo.ClientID("bench-limit"),
-		kgo.ProducerLinger(5*time.Millisecond),
-		kgo.ProducerBatchCompression(kgo.Lz4Compression()),
-		kgo.ProducerBatchMaxBytes(1_000_000),
+		kgo.ProducerLinger(def.Linger),
+		kgo.ProducerBatchCompression(codec),
+		kgo.ProducerBatchMaxBytes(def.BatchMaxBytes),
 		kgo.MaxBufferedRecords(1<<30),
-		kgo.MaxBufferedBytes(64<<20),
+		kgo.MaxBufferedBytes(def.MaxBufferedBytes),
 		kgo.RequiredAcks(kgo.AllISRAcks()),
 	)
 	if err != nil {
