@@ -3,7 +3,8 @@
 
   B  pyarrow client -> flightsink (exactly_once) -> Kafka: raw pyarrow.flight do_put, the
      dataset's record batches as they are, write_with_metadata({"checkpoint": N}) every
-     --checkpoint-every rows, waiting for each checkpoint's ack as docs/protocol.md shows.
+     --checkpoint-every rows, pipelined: it reads acks only to keep at most --pipeline (2)
+     checkpoints unacknowledged (docs/protocol.md).
   P  what a Python user writes without flightsink: pyarrow table -> rows (to_pylist) ->
      json.dumps -> confluent_kafka.Producer (acks=all, idempotent, the same linger, batch size and
      compression as flightsink's producer, murmur2 partitioning like the Java client) -> Kafka.
@@ -94,25 +95,39 @@ def run_b(args, meta, watch):
     ready = json.loads(reader.read().to_pybytes())
     if ready.get("type") != "ready":
         raise SystemExit(f"expected ready, got {ready}")
-    sent = n = 0
+    sent = n = acked = 0
     wait = wait_max = 0.0
+
+    def read_ack():
+        nonlocal acked
+        msg = json.loads(reader.read().to_pybytes())
+        if msg.get("type") == "checkpoint":
+            if msg["checkpoint"] <= acked:
+                raise SystemExit(f"ack of checkpoint {msg['checkpoint']} after {acked}: out of order")
+            acked = msg["checkpoint"]  # acks may be coalesced: N covers every earlier one
+        return msg
+
     for b in batches:
         before = sent
         sent += b.num_rows
         if every and sent // every > before // every and sent < total:
             n += 1
             writer.write_with_metadata(b, pa.py_buffer(json.dumps({"checkpoint": n}).encode()))
+            # Pipelined: keep sending while the server commits, with at most
+            # --pipeline checkpoints unacknowledged (0: wait for each ack).
             c0 = time.perf_counter()
-            ack = json.loads(reader.read().to_pybytes())  # committed when this arrives
+            while acked < n - args.pipeline:
+                read_ack()
             d = time.perf_counter() - c0
             wait, wait_max = wait + d, max(wait_max, d)
-            if ack.get("type") != "checkpoint" or ack.get("checkpoint") != n:
-                raise SystemExit(f"expected the ack of checkpoint {n}, got {ack}")
         else:
             writer.write_batch(b)
     writer.done_writing()
-    done = json.loads(reader.read().to_pybytes())
+    while (done := read_ack()).get("type") == "checkpoint":
+        pass
     writer.close()
+    if acked != n:
+        raise SystemExit(f"sent {n} checkpoints, the newest ack is for {acked}")
     elapsed = time.perf_counter() - t0
     cpu = self_cpu() - cpu0
     watched = watch.end()
@@ -184,6 +199,7 @@ def main():
     ap.add_argument("--addr", help="flightsink Flight address host:port (B)")
     ap.add_argument("--brokers", help="Kafka brokers (P)")
     ap.add_argument("--checkpoint-every", type=int, default=100_000, help="rows per checkpoint (B)")
+    ap.add_argument("--pipeline", type=int, default=2, help="most checkpoints left unacknowledged (B); 0: wait for each")
     ap.add_argument("--rows", type=int, help="only the first ROWS rows (P)")
     ap.add_argument("--watch", default="", help="name=pid,... whose CPU to measure over the timed window")
     ap.add_argument("--name", help="contender name in the result (default: the mode)")

@@ -181,7 +181,7 @@ var contenders = map[string]contender{
 	"A":   {label: "A  Go client → flightsink, at-least-once", server: true},
 	"AE":  {label: "AE Go client → flightsink, exactly-once, ckpt/100k pipelined", server: true, txn: true},
 	"AEW": {label: "AEW the same, waiting for each checkpoint's ack", server: true, txn: true},
-	"B":   {label: "B  pyarrow → flightsink, exactly-once, ckpt/100k", server: true, txn: true},
+	"B":   {label: "B  pyarrow → flightsink, exactly-once, ckpt/100k pipelined", server: true, txn: true},
 	"P":   {label: "P  python: to_pylist → json.dumps → confluent-kafka"},
 }
 

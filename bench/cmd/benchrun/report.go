@@ -252,7 +252,7 @@ func renderReport(c *config, m machineInfo, metas map[string]benchdata.Meta, out
 	}
 	w("- L, A, AE and B write byte-identical record values, keys and timestamps (L serializes with flightsink's own encoder, before its timed window); P's values are Python's JSON text of the same rows.\n")
 	w("- A, AE and B each run against a fresh flightsink process (`bin/flightsink serve`, default settings, log level warn); their timed window spans opening the stream to the server's `done`, so it includes every checkpoint commit and the final flush. L and P time from the first produce to the end of flush.\n")
-	w("- Exactly-once contenders commit a transaction every %s rows: AE pipelines its checkpoints (the Go client's `MarkCheckpoint`: it goes on sending while the server commits, and the server goes on reading and encoding), AEW waits for each ack (`Checkpoint`), B waits for each ack as docs/protocol.md's simplest loop does.\n", fmtInt(c.ckptRows))
+	w("- Exactly-once contenders commit a transaction every %s rows: AE pipelines its checkpoints (the Go client's `MarkCheckpoint`: it goes on sending while the server commits, and the server goes on reading and encoding), AEW waits for each ack (`Checkpoint`), B (raw pyarrow) pipelines too, reading acks only to keep at most 2 checkpoints unacknowledged.\n", fmtInt(c.ckptRows))
 	w("- Verified: the sum of the topic's end offsets equals the rows written (plain producers), or a read_committed consumer counts exactly the rows written (transactional ones); a contender that fails or miscounts shows no numbers.\n")
 	return b.String()
 }
