@@ -343,6 +343,7 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 	}
 	hdrStart := p.hdrStart[:n+1]
 	now := time.Now()
+	win := timestampWindow(p.info, now)
 	for i := 0; i < n; i++ {
 		r := &out.records[i]
 		r.Partition = -1  // the default partitioner decides, unless partition_field says
@@ -411,8 +412,9 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 		}
 		if p.ts != nil {
 			if ms, ok := p.ts.Millis(i); ok {
-				if err := timestampAllowed(ms, info, now); err != "" {
-					return nil, p.badRow(firstRow, batch, i, err)
+				// the stream topic's window is worked out once per batch
+				if (b.topic != nil || ms < win.lo || ms > win.hi) && timestampAllowed(ms, info, now) != "" {
+					return nil, p.badRow(firstRow, batch, i, timestampAllowed(ms, info, now))
 				}
 				r.Timestamp = msTime(ms)
 			}
@@ -507,6 +509,9 @@ func (p *plan) appendProvenance(buf []byte, row, checkpoint int64) []byte {
 
 // timestampAllowed says why a topic would reject a record timestamp, or "".
 func timestampAllowed(ms int64, info kafka.TopicInfo, now time.Time) string {
+	if w := timestampWindow(info, now); ms >= w.lo && ms <= w.hi {
+		return ""
+	}
 	ts := func() string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
 	if ms < 0 {
 		return fmt.Sprintf("its timestamp %s is before 1970, which Kafka record timestamps cannot be", ts())
@@ -514,15 +519,42 @@ func timestampAllowed(ms int64, info kafka.TopicInfo, now time.Time) string {
 	if !info.CreateTime {
 		return ""
 	}
-	if max := info.TimestampBeforeMax; max < time.Duration(math.MaxInt64) && ms < now.Add(-max).UnixMilli() {
+	if max := info.TimestampBeforeMax; ms < timestampWindow(info, now).lo {
 		return fmt.Sprintf("its timestamp %s is more than message.timestamp.before.max.ms (%d ms) before now, so topic %q would reject it",
 			ts(), max.Milliseconds(), info.Topic)
 	}
-	if max := info.TimestampAfterMax; max < time.Duration(math.MaxInt64) && ms > now.Add(max).UnixMilli() {
+	if max := info.TimestampAfterMax; ms > timestampWindow(info, now).hi {
 		return fmt.Sprintf("its timestamp %s is more than message.timestamp.after.max.ms (%d ms) after now, so topic %q would reject it",
 			ts(), max.Milliseconds(), info.Topic)
 	}
 	return ""
+}
+
+// msWindow is the range of record timestamps (ms) a topic accepts now.
+type msWindow struct{ lo, hi int64 }
+
+// timestampWindow is what timestampAllowed accepts: from 1970 on, within
+// the topic's message.timestamp.before/after.max.ms of now when the topic
+// keeps the producer's timestamps (CreateTime).
+func timestampWindow(info kafka.TopicInfo, now time.Time) msWindow {
+	w := msWindow{0, math.MaxInt64}
+	if !info.CreateTime {
+		return w
+	}
+	if max := info.TimestampBeforeMax; max < time.Duration(math.MaxInt64) {
+		w.lo = max64(0, now.Add(-max).UnixMilli())
+	}
+	if max := info.TimestampAfterMax; max < time.Duration(math.MaxInt64) {
+		w.hi = now.Add(max).UnixMilli()
+	}
+	return w
+}
+
+func max64(a, b int64) int64 {
+	if a > b {
+		return a
+	}
+	return b
 }
 
 // badRow names a row that cannot be written; its whole batch is rejected.

@@ -69,13 +69,25 @@ func (f *inflight) add(r *kgo.Record) {
 	f.records++
 	f.bytes += size
 	f.mu.Unlock()
-	f.metrics.BufferedBytes(int64(size))
+}
+
+// tryAdd counts a record of size bytes if there is room and no record has
+// failed: waitRoom and add in one lock, the common case.
+func (f *inflight) tryAdd(size int) bool {
+	f.mu.Lock()
+	ok := f.err == nil && f.bytes < f.maxBytes
+	if ok {
+		f.records++
+		f.bytes += size
+	}
+	f.mu.Unlock()
+	return ok
 }
 
 // done is the produce promise: it only counts and keeps the first error.
+// (The buffered-bytes gauge is kept per batch: see batchPromise.)
 func (f *inflight) done(r *kgo.Record, err error) {
 	size := recordSize(r)
-	f.metrics.BufferedBytes(-int64(size))
 	if err != nil && !errors.Is(err, kgo.ErrAborting) {
 		f.metrics.ProduceError(metrics.ErrorCode(err))
 	}
@@ -107,9 +119,11 @@ func (f *inflight) Backlog() (pending, limit int) {
 // starts one above the count: ProduceBatch holds that one until it has
 // handed over every record it will, so acked cannot run early.
 type batchPromise struct {
-	left  atomic.Int64
-	done  func(*kgo.Record, error) // the writer's per-record promise
-	acked func()
+	left    atomic.Int64
+	done    func(*kgo.Record, error) // the writer's per-record promise
+	acked   func()
+	bytes   int64 // handed over; set before ProduceBatch lets go of its hold
+	metrics *metrics.Metrics
 }
 
 func (b *batchPromise) promise(r *kgo.Record, err error) {
@@ -118,7 +132,11 @@ func (b *batchPromise) promise(r *kgo.Record, err error) {
 }
 
 func (b *batchPromise) release(n int64) {
-	if b.left.Add(-n) == 0 && b.acked != nil {
+	if b.left.Add(-n) != 0 {
+		return
+	}
+	b.metrics.BufferedBytes(-b.bytes)
+	if b.acked != nil {
 		b.acked()
 	}
 }
@@ -127,17 +145,29 @@ func (b *batchPromise) release(n int64) {
 // to the client with the given promise.
 func (f *inflight) produceBatch(ctx context.Context, recs []kgo.Record, done func(*kgo.Record, error), acked func(),
 	produce func(*kgo.Record, func(*kgo.Record, error))) error {
-	b := &batchPromise{done: done, acked: acked}
+	b := &batchPromise{done: done, acked: acked, metrics: f.metrics}
 	b.left.Store(int64(len(recs)) + 1)
+	var handed int64
+	// finish lets go of the hold, with the gauge updated once per batch
+	// (not twice per record) before any completion can read b.bytes.
+	finish := func(unsent int64) {
+		b.bytes = handed
+		f.metrics.BufferedBytes(handed)
+		b.release(unsent + 1)
+	}
 	for i := range recs {
-		if err := f.waitRoom(ctx); err != nil {
-			b.release(int64(len(recs)-i) + 1)
-			return err
+		size := recordSize(&recs[i])
+		if !f.tryAdd(size) {
+			if err := f.waitRoom(ctx); err != nil {
+				finish(int64(len(recs) - i))
+				return err
+			}
+			f.add(&recs[i])
 		}
-		f.add(&recs[i])
+		handed += int64(size)
 		produce(&recs[i], b.promise)
 	}
-	b.release(1)
+	finish(0)
 	return nil
 }
 

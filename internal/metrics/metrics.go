@@ -307,8 +307,9 @@ func (m *Metrics) ProduceError(code string) {
 	m.produceErrors.WithLabelValues(code).Inc()
 }
 
-// BufferedBytes moves the producer buffer gauge by delta: +size when a record
-// is handed to a producer, -size when Kafka acknowledges or fails it.
+// BufferedBytes moves the producer buffer gauge by delta: + when records are
+// handed to a producer, - when Kafka has acknowledged or failed them (writers
+// report per batch).
 func (m *Metrics) BufferedBytes(delta int64) {
 	if m == nil {
 		return
