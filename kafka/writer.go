@@ -14,8 +14,9 @@ import (
 )
 
 // Writer is how one stream hands its records to Kafka. A Writer is used by
-// one goroutine (the stream's read loop); produce callbacks only record
-// errors and counts.
+// one goroutine at a time: the stream's read loop, or the goroutine it runs
+// a Checkpoint on while it holds its next batches back (Backlog is the one
+// call allowed meanwhile); produce callbacks only record errors and counts.
 type Writer interface {
 	// ProduceBatch hands records to the producer, in order. It blocks while
 	// this writer has kafka.max_buffered_bytes unacknowledged, which
@@ -36,7 +37,7 @@ type Writer interface {
 	// Close always releases what the writer holds.
 	Close(ctx context.Context, commit bool, p Progress) error
 	// Backlog returns the bytes this writer holds unacknowledged and the
-	// most it may hold (kafka.max_buffered_bytes), counted as Produce
+	// most it may hold (kafka.max_buffered_bytes), counted as ProduceBatch
 	// counts them: key + value + 64 per record. A caller holding records of
 	// its own keeps within the same budget. Safe to call during Checkpoint.
 	Backlog() (pending, limit int)
