@@ -413,8 +413,10 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 		if p.ts != nil {
 			if ms, ok := p.ts.Millis(i); ok {
 				// the stream topic's window is worked out once per batch
-				if (b.topic != nil || ms < win.lo || ms > win.hi) && timestampAllowed(ms, info, now) != "" {
-					return nil, p.badRow(firstRow, batch, i, timestampAllowed(ms, info, now))
+				if b.topic != nil || ms < win.lo || ms > win.hi {
+					if problem := timestampAllowed(ms, info, now); problem != "" {
+						return nil, p.badRow(firstRow, batch, i, problem)
+					}
 				}
 				r.Timestamp = msTime(ms)
 			}
@@ -509,7 +511,8 @@ func (p *plan) appendProvenance(buf []byte, row, checkpoint int64) []byte {
 
 // timestampAllowed says why a topic would reject a record timestamp, or "".
 func timestampAllowed(ms int64, info kafka.TopicInfo, now time.Time) string {
-	if w := timestampWindow(info, now); ms >= w.lo && ms <= w.hi {
+	w := timestampWindow(info, now)
+	if ms >= w.lo && ms <= w.hi {
 		return ""
 	}
 	ts := func() string { return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano) }
@@ -519,11 +522,11 @@ func timestampAllowed(ms int64, info kafka.TopicInfo, now time.Time) string {
 	if !info.CreateTime {
 		return ""
 	}
-	if max := info.TimestampBeforeMax; ms < timestampWindow(info, now).lo {
+	if max := info.TimestampBeforeMax; ms < w.lo {
 		return fmt.Sprintf("its timestamp %s is more than message.timestamp.before.max.ms (%d ms) before now, so topic %q would reject it",
 			ts(), max.Milliseconds(), info.Topic)
 	}
-	if max := info.TimestampAfterMax; ms > timestampWindow(info, now).hi {
+	if max := info.TimestampAfterMax; ms > w.hi {
 		return fmt.Sprintf("its timestamp %s is more than message.timestamp.after.max.ms (%d ms) after now, so topic %q would reject it",
 			ts(), max.Milliseconds(), info.Topic)
 	}
