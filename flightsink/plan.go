@@ -80,8 +80,14 @@ type plan struct {
 	hdrs        []hdrRef   // scratch: headers of one batch
 	hdrStart    []int      // scratch: each row's first entry in hdrs
 	pool        *batchPool // acknowledged batches to encode into; nil: allocate each
+	chunkBytes  int        // the most one encode call builds (records and their bytes)
+	bound       bound      // the columns of the batch being encoded
 	intern      map[string]string
 }
+
+// defaultChunkBytes is what one chunk of records may hold when the stream
+// sets nothing else (tests, benchmarks).
+const defaultChunkBytes = 8 << 20
 
 // span is a byte range of a batch's buffer; start < 0 means null.
 type span struct{ start, end int }
@@ -95,7 +101,7 @@ type hdrRef struct {
 // encodable and the named columns must exist with usable types.
 func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, env planEnv) (*plan, error) {
 	p := &plan{d: d, info: info, lookup: env.lookup, topics: map[string]kafka.TopicInfo{d.Topic: info},
-		bytesPerRow: 64, tombCol: -1, partCol: -1, topicCol: -1, hdrCol: -1, intern: map[string]string{}}
+		bytesPerRow: 64, chunkBytes: defaultChunkBytes, tombCol: -1, partCol: -1, topicCol: -1, hdrCol: -1, intern: map[string]string{}}
 	if info.Compacted && d.KeyField == "" {
 		return nil, badDescriptor(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
 	}
@@ -247,6 +253,9 @@ func (bp *batchPool) get() *batchRecords {
 
 // put keeps b for reuse if the pool has room; otherwise the GC takes it.
 func (bp *batchPool) put(b *batchRecords) {
+	if bp == nil {
+		return
+	}
 	size := b.footprint()
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
@@ -274,28 +283,24 @@ type bound struct {
 		Value(int) string
 		IsNull(int) bool
 	}
-	hdrs   headerReader
-	checkp int64 // the checkpoint the batch's rows will belong to
+	hdrs headerReader
 }
 
-// encode turns every row of rec into a record, checking each against its
-// topic's limits before any of them is produced. firstRow is the stream row
-// number of rec's row 0, batch the stream's batch number, checkpoint the
-// number the rows' checkpoint will have (for provenance headers).
-func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) (*batchRecords, error) {
-	n := int(rec.NumRows())
+// bind prepares the plan for the rows of rec: every encoder reads its
+// columns. batch is the stream's batch number (for errors).
+func (p *plan) bind(rec arrow.RecordBatch, batch int64) error {
 	valueRec := rec
 	if p.proj != nil {
 		cols := make([]arrow.Array, len(p.proj))
 		for i, c := range p.proj {
 			cols[i] = rec.Column(c)
 		}
-		valueRec = array.NewRecordBatch(p.projSch, cols, int64(n))
-		defer valueRec.Release()
+		valueRec = array.NewRecordBatch(p.projSch, cols, rec.NumRows())
+		defer valueRec.Release() // the encoders keep the columns, which rec holds
 	}
 	if p.value != nil {
 		if err := p.value.Bind(valueRec); err != nil {
-			return nil, badStream("record batch %d does not match the stream's schema: %v", batch, err)
+			return badStream("record batch %d does not match the stream's schema: %v", batch, err)
 		}
 	}
 	if p.raw != nil {
@@ -307,7 +312,7 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 	if p.ts != nil {
 		p.ts.Bind(rec)
 	}
-	b := bound{checkp: checkpoint}
+	b := bound{}
 	if p.tombCol >= 0 {
 		b.tomb = rec.Column(p.tombCol).(*array.Boolean)
 	}
@@ -323,41 +328,53 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 	if p.hdrCol >= 0 {
 		b.hdrs = newHeaderReader(rec.Column(p.hdrCol))
 	}
+	p.bound = b
+	return nil
+}
 
-	out := p.pool.get()
-	if cap(out.records) >= n {
-		out.records = out.records[:n]
-		clear(out.records) // kgo sets fields of its own on produced records
-	} else {
-		out.records = make([]kgo.Record, n)
-	}
+// recordStructBytes is what one kgo.Record costs besides its bytes.
+const recordStructBytes = int(unsafe.Sizeof(kgo.Record{}))
+
+// encode turns rows of the bound batch, from row `from` on, into records,
+// checking each against its topic's limits. It stops after p.chunkBytes of
+// records (their bytes and structs), so a batch that expands into more than
+// that (a run-end encoded or dictionary column) is built and produced one
+// chunk at a time; next is the first row it did not encode (rows when
+// done). firstRow is the stream row number of the batch's row 0, batch the
+// stream's batch number, checkpoint the number the rows' checkpoint will
+// have (for provenance headers), now the produce time for the whole batch.
+func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now time.Time) (out *batchRecords, next int, err error) {
+	b := &p.bound
+	out = p.pool.get()
+	out.records = out.records[:0]
 	buf := out.buf[:0]
-	if want := n*p.bytesPerRow + 64; cap(buf) < want {
+	if want := min((rows-from)*p.bytesPerRow, p.chunkBytes) + 64; cap(buf) < want {
 		buf = make([]byte, 0, want)
 	}
 	perRow := 2 // value and key spans
 	p.spans = p.spans[:0]
 	p.hdrs = p.hdrs[:0]
-	if cap(p.hdrStart) < n+1 {
-		p.hdrStart = make([]int, n+1)
-	}
-	hdrStart := p.hdrStart[:n+1]
-	now := time.Now()
+	p.hdrStart = p.hdrStart[:0]
 	win := timestampWindow(p.info, now)
-	for i := 0; i < n; i++ {
-		r := &out.records[i]
+	i := from
+	for ; i < rows; i++ {
+		if i > from && len(buf)+(i-from)*recordStructBytes >= p.chunkBytes {
+			break
+		}
+		out.records = append(out.records, kgo.Record{}) // zeroed: kgo sets fields of its own on produced records
+		r := &out.records[i-from]
 		r.Partition = -1  // the default partitioner decides, unless partition_field says
 		r.Timestamp = now // the produce time, read once per batch (kgo would read the clock per record)
 		info := p.info
 		r.Topic = p.d.Topic
 		if b.topic != nil {
 			if b.topic.IsNull(i) {
-				return nil, p.badRow(firstRow, batch, i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField))
+				return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField))
 			}
 			name := p.internString(b.topic.Value(i))
 			var err error
 			if info, err = p.topicInfo(name); err != nil {
-				return nil, p.rowError(firstRow, batch, i, err)
+				return nil, 0, p.rowError(firstRow, batch, i, err)
 			}
 			r.Topic = name
 		}
@@ -388,23 +405,23 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 			if buf, ok = p.key.AppendKey(buf, i); ok {
 				key = span{kstart, len(buf)}
 			} else if info.Compacted {
-				return nil, p.badRow(firstRow, batch, i, fmt.Sprintf(
+				return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf(
 					"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", r.Topic))
 			}
 			size += len(buf) - kstart
 		}
 		p.spans = append(p.spans, value, key)
-		hdrStart[i] = len(p.hdrs)
+		p.hdrStart = append(p.hdrStart, len(p.hdrs))
 		if b.hdrs != nil {
 			var err error
 			if buf, err = b.hdrs.appendHeaders(buf, i, p); err != nil {
-				return nil, p.badRow(firstRow, batch, i, err.Error())
+				return nil, 0, p.badRow(firstRow, batch, i, err.Error())
 			}
 		}
 		if p.provenance {
-			buf = p.appendProvenance(buf, firstRow+int64(i), b.checkp)
+			buf = p.appendProvenance(buf, firstRow+int64(i), checkpoint)
 		}
-		for _, h := range p.hdrs[hdrStart[i]:] {
+		for _, h := range p.hdrs[p.hdrStart[i-from]:] {
 			size += len(h.key) + h.val.end - h.val.start + 10
 		}
 		for _, h := range p.staticHeaders {
@@ -415,7 +432,7 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 				// the stream topic's window is worked out once per batch
 				if b.topic != nil || ms < win.lo || ms > win.hi {
 					if problem := timestampAllowed(ms, info, now); problem != "" {
-						return nil, p.badRow(firstRow, batch, i, problem)
+						return nil, 0, p.badRow(firstRow, batch, i, problem)
 					}
 				}
 				r.Timestamp = msTime(ms)
@@ -424,18 +441,20 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 		if b.part != nil {
 			if v, ok := b.part(i); ok {
 				if v < 0 || v >= int64(info.Partitions) {
-					return nil, p.badRow(firstRow, batch, i, fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
+					return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
 						p.d.PartitionField, v, r.Topic, info.Partitions-1))
 				}
 				r.Partition = int32(v)
 			}
 		}
 		if size+recordOverhead > int(info.MaxMessageBytes) {
-			return nil, p.badRow(firstRow, batch, i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
+			return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
 				size+recordOverhead, r.Topic, info.MaxMessageBytes))
 		}
 	}
-	hdrStart[n] = len(p.hdrs)
+	n := i - from
+	p.hdrStart = append(p.hdrStart, len(p.hdrs))
+	hdrStart := p.hdrStart
 	// Slice only now: the buffer may have moved while growing.
 	withHeaders := len(p.hdrs)+len(p.staticHeaders) > 0
 	if want := len(p.hdrs) + n*len(p.staticHeaders); withHeaders && cap(out.headers) >= want {
@@ -468,7 +487,7 @@ func (p *plan) encode(rec arrow.RecordBatch, firstRow, batch, checkpoint int64) 
 		p.bytesPerRow = len(buf)/n + 1
 	}
 	out.buf = buf
-	return out, nil
+	return out, i, nil
 }
 
 // topicInfo looks a topic_field topic up once: authorised, existing.

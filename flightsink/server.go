@@ -54,6 +54,12 @@ type Config struct {
 	// MaxBatchBytes caps one decoded record batch (compressed bodies can
 	// expand far beyond max_message_bytes).
 	MaxBatchBytes int64 `yaml:"max_batch_bytes"`
+	// MaxBatchRows caps the rows of one record batch, and the length of
+	// every array in it whose length costs the client nothing (null-type
+	// and run-end encoded arrays): checked from the batch's header before
+	// it is decoded. Memory does not grow with rows (records are built in
+	// chunks), so the default is high: a whole DataFrame in one batch.
+	MaxBatchRows int64 `yaml:"max_batch_rows"`
 	// ReceiveWindowBytes is the gRPC flow-control window of each stream and
 	// connection: how much a client may send ahead of what the server has
 	// read. A fixed window (instead of gRPC's growing one, up to 16 MiB per
@@ -77,6 +83,7 @@ func DefaultConfig() Config {
 		ShutdownGrace:      30 * time.Second,
 		MaxStreams:         64,
 		MaxBatchBytes:      256 << 20,
+		MaxBatchRows:       50_000_000,
 		ReceiveWindowBytes: 8 << 20,
 		IdleTimeout:        5 * time.Minute,
 	}
@@ -100,6 +107,9 @@ func (c *Config) Validate() error {
 	}
 	if c.MaxBatchBytes < 1<<20 {
 		return fmt.Errorf("flight.max_batch_bytes: %d must be at least 1 MiB", c.MaxBatchBytes)
+	}
+	if c.MaxBatchRows < 1 {
+		return fmt.Errorf("flight.max_batch_rows: %d must be at least 1", c.MaxBatchRows)
 	}
 	if c.ReceiveWindowBytes < 64<<10 {
 		return fmt.Errorf("flight.receive_window_bytes: %d must be at least 65536", c.ReceiveWindowBytes)

@@ -13,6 +13,8 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+
+	"github.com/flightsink/flightsink/internal/ipcheader"
 )
 
 // receiver runs stream.Recv in its own goroutine so the read loop can stop
@@ -54,19 +56,28 @@ func (r *receiver) stop() { close(r.quit) }
 
 // next returns the next FlightData or the reason there is none.
 func (r *receiver) next(ctx context.Context) (*flight.FlightData, error) {
+	fd, _, err := r.nextOrWake(ctx, nil)
+	return fd, err
+}
+
+// nextOrWake is next that also returns (with woke true) when wake is
+// closed first, so the caller can act on it and wait again.
+func (r *receiver) nextOrWake(ctx context.Context, wake <-chan struct{}) (fd *flight.FlightData, woke bool, err error) {
 	idle := time.NewTimer(r.idle)
 	defer idle.Stop()
 	select {
+	case <-wake:
+		return nil, true, nil
 	case <-idle.C:
-		return nil, &Error{Code: codes.DeadlineExceeded, Reason: ReasonIdle,
+		return nil, false, &Error{Code: codes.DeadlineExceeded, Reason: ReasonIdle,
 			Msg: fmt.Sprintf("the client sent nothing for flight.idle_timeout (%v); the stream is closed", r.idle)}
 	case res := <-r.ch:
 		if res.err != nil {
-			return nil, recvError(res.err)
+			return nil, false, recvError(res.err)
 		}
-		return res.fd, nil
+		return res.fd, false, nil
 	case <-ctx.Done():
-		return nil, r.explain(ctx, context.Cause(ctx))
+		return nil, false, r.explain(ctx, context.Cause(ctx))
 	}
 }
 
@@ -129,6 +140,14 @@ type messageSource struct {
 	recv     *receiver
 	first    *flight.FlightData
 	onMarker func(meta []byte) error
+	limits   *batchLimits // checked before a batch reaches the IPC reader
+	batch    int64        // the number the next record batch will have
+	// committing returns the done channel of a background commit (nil for
+	// none); when it closes while the client is quiet, settle produces the
+	// batches held back meanwhile, so they reach Kafka without waiting for
+	// the client's next message.
+	committing func() <-chan struct{}
+	settle     func() error
 
 	msg       *ipc.Message
 	batchMeta []byte // app_metadata of the last record batch message
@@ -169,8 +188,18 @@ func (m *messageSource) Message() (*ipc.Message, error) {
 		fd := m.first
 		m.first = nil
 		if fd == nil {
+			var wake <-chan struct{}
+			if m.committing != nil {
+				wake = m.committing()
+			}
 			var err error
-			if fd, err = m.recv.next(m.ctx); err != nil {
+			var woke bool
+			if fd, woke, err = m.recv.nextOrWake(m.ctx, wake); woke {
+				if err := m.settle(); err != nil {
+					return m.fail(err)
+				}
+				continue
+			} else if err != nil {
 				if errors.Is(err, io.EOF) {
 					if ferr := m.flushHeld(); ferr != nil {
 						return m.fail(ferr)
@@ -190,6 +219,18 @@ func (m *messageSource) Message() (*ipc.Message, error) {
 				}
 			}
 			continue
+		}
+		h, err := ipcheader.Read(fd.DataHeader, fd.DataBody)
+		if err != nil {
+			return m.fail(badStream("%v", err))
+		}
+		if h.Kind == ipcheader.KindRecordBatch || h.Kind == ipcheader.KindDictionaryBatch {
+			if err := m.limits.check(h, m.batch); err != nil {
+				return m.fail(err)
+			}
+			if h.Kind == ipcheader.KindRecordBatch {
+				m.batch++
+			}
 		}
 		msg, err := newIPCMessage(fd)
 		if err != nil {

@@ -147,8 +147,13 @@ func (st *stream) run() (err error) {
 		return err
 	}
 
-	src := &messageSource{ctx: st.ctx, recv: recv, first: first, onMarker: st.onMarker}
-	reader, err := ipc.NewReaderFromMessageReader(src, ipc.WithAllocator(st.srv.mem))
+	cfg := st.srv.cfg
+	limits := &batchLimits{maxRows: cfg.MaxBatchRows, maxBytes: cfg.MaxBatchBytes}
+	src := &messageSource{ctx: st.ctx, recv: recv, first: first, onMarker: st.onMarker, limits: limits,
+		committing: st.committing, settle: st.settle}
+	// Decoding holds the batch being read and the stream's dictionaries.
+	mem := newBoundedAllocator(st.srv.mem, 2*cfg.MaxBatchBytes)
+	reader, err := ipc.NewReaderFromMessageReader(src, ipc.WithAllocator(mem))
 	if err != nil {
 		if src.err != nil {
 			return src.err
@@ -156,10 +161,13 @@ func (st *stream) run() (err error) {
 		return badStream("reading the schema: %v", err)
 	}
 	defer reader.Release()
+	limits.schema = reader.Schema()
 	if st.plan, err = newPlan(reader.Schema(), st.desc, topic, st.planEnv()); err != nil {
 		return err
 	}
-	st.plan.pool = newBatchPool(st.srv.sink.Config().MaxBufferedBytes / 8)
+	buffered := st.srv.sink.Config().MaxBufferedBytes
+	st.plan.pool = newBatchPool(buffered / 8)
+	st.plan.chunkBytes = min(max(buffered/8, 1<<20), 16<<20)
 
 	if err := st.openWriter(); err != nil {
 		return err
@@ -206,13 +214,22 @@ func (st *stream) run() (err error) {
 		return src.err
 	}
 	if err := reader.Err(); err != nil {
+		var fe *Error
+		if errors.As(err, &fe) { // the bounded allocator's refusal
+			return fe
+		}
 		return badStream("%v", err)
 	}
 	return st.finish()
 }
 
-// produce encodes a whole batch first (a bad row rejects the batch before
-// any of it reaches Kafka), then hands its records to the writer.
+// produce turns a batch into records and hands them to the writer, one
+// chunk (plan.chunkBytes) at a time, so what a batch expands into never has
+// to fit in memory at once. A bad row rejects its batch: an exactly-once
+// stream then fails and its transaction, with any chunk of the batch
+// already produced, is aborted; an at-least-once batch of more than one
+// chunk is checked whole (encoded once without producing) before any of it
+// is produced, so nothing of a rejected batch reaches Kafka.
 func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	size := batchBytes(rec)
 	st.srv.metrics.BatchIn(rec.NumRows(), size)
@@ -226,11 +243,43 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	}
 	st.batches++
 	batch := st.batches - 1
-	recs, err := st.plan.encode(rec, st.rows, batch, unit)
+	if err := st.plan.bind(rec, batch); err != nil {
+		return err
+	}
+	rows, now := int(rec.NumRows()), time.Now()
+	first, next, err := st.plan.encode(rows, 0, st.rows, batch, unit, now)
 	if err != nil {
 		return err
 	}
-	st.rows += int64(len(recs.records))
+	if next < rows && st.delivery != ExactlyOnce {
+		// Check the rest first, reusing one chunk's memory.
+		for from := next; from < rows; {
+			var chunk *batchRecords
+			if chunk, from, err = st.plan.encode(rows, from, st.rows, batch, unit, now); err != nil {
+				return err
+			}
+			chunk.recycle()
+		}
+	}
+	for from := next; ; {
+		if err := st.emit(first); err != nil {
+			return err
+		}
+		if from >= rows {
+			break
+		}
+		if first, from, err = st.plan.encode(rows, from, st.rows, batch, unit, now); err != nil {
+			return err
+		}
+	}
+	st.rows += int64(rows)
+	return nil
+}
+
+// emit produces one chunk of records, or holds it while a background
+// commit runs and the producer's budget has room (produced into the next
+// transaction once the commit is done).
+func (st *stream) emit(recs *batchRecords) error {
 	if p := st.pending; p != nil {
 		select {
 		case <-p.done:
@@ -322,6 +371,14 @@ func (st *stream) settle() error {
 		}
 	}
 	return nil
+}
+
+// committing returns the done channel of the background commit, if any.
+func (st *stream) committing() <-chan struct{} {
+	if st.pending == nil {
+		return nil
+	}
+	return st.pending.done
 }
 
 // settleAfterFailure waits for a background commit of a stream that failed

@@ -150,6 +150,12 @@ func CountCommitted(t testing.TB, brokers []string, topic string) int64 {
 	return n
 }
 
+// ScanCommitted hands every record of the topic to fn as a read_committed
+// consumer sees it, without keeping them (for topics too large to hold).
+func ScanCommitted(t testing.TB, brokers []string, topic string, fn func(*kgo.Record)) {
+	scan(t, brokers, topic, kgo.ReadCommitted(), fn)
+}
+
 func read(t testing.TB, brokers []string, topic string, iso kgo.IsolationLevel) []*kgo.Record {
 	var out []*kgo.Record
 	scan(t, brokers, topic, iso, func(r *kgo.Record) { out = append(out, r) })
