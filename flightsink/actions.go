@@ -2,12 +2,10 @@ package flightsink
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // ActionWriterStatus is the DoAction type that returns a named writer's
@@ -38,16 +36,16 @@ func (s *Server) DoAction(action *flight.Action, stream flight.FlightService_DoA
 			WriterID string `json:"writer_id"`
 		}
 		if err := json.Unmarshal(action.Body, &req); err != nil {
-			return status.Errorf(codes.InvalidArgument, `writer-status: body must be {"writer_id": "..."}: %v`, err)
+			return newError(codes.InvalidArgument, ReasonBadRequest, `writer-status: body must be {"writer_id": "..."}: %s`, clip(err.Error()))
 		}
 		if !writerIDRE.MatchString(req.WriterID) {
-			return status.Errorf(codes.InvalidArgument, `writer-status: key "writer_id": %q must be 1-200 characters of [A-Za-z0-9._-]`, req.WriterID)
+			return newError(codes.InvalidArgument, ReasonBadRequest, `writer-status: key "writer_id": %q must be 1-200 characters of [A-Za-z0-9._-]`, clip(req.WriterID))
 		}
 		principal := PrincipalFromContext(stream.Context())
 		p, found, err := s.sink.WriterStatus(stream.Context(), principal.scopedWriter(req.WriterID))
 		if err != nil {
 			e := classify(err)
-			return status.Error(e.Code, "writer-status: "+e.Msg)
+			return &Error{Code: e.Code, Reason: e.Reason, Msg: "writer-status: " + e.Msg, Err: err}
 		}
 		out := map[string]any{"writer_id": req.WriterID, "found": found, "topic": nil, "last_checkpoint": nil,
 			"committed_rows": int64(0), "committed_at": nil}
@@ -62,5 +60,5 @@ func (s *Server) DoAction(action *flight.Action, stream flight.FlightService_DoA
 		strings.Contains(action.Type, "PreparedStatement") || strings.HasPrefix(action.Type, "Cancel") {
 		return s.sql.DoAction(action, stream)
 	}
-	return status.Error(codes.Unimplemented, fmt.Sprintf("unknown action %q; ListActions lists the actions this server serves", action.Type))
+	return newError(codes.Unimplemented, ReasonUnimplemented, "unknown action %q; ListActions lists the actions this server serves", clip(action.Type))
 }

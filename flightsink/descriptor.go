@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -109,7 +110,7 @@ func ValidateTopicName(topic string) error {
 	case len(topic) > 249:
 		return fmt.Errorf("topic is %d characters long; Kafka allows at most 249", len(topic))
 	case !topicNameRE.MatchString(topic):
-		return fmt.Errorf("topic %q has characters Kafka does not allow (only A-Z a-z 0-9 . _ -)", topic)
+		return fmt.Errorf("topic %q has characters Kafka does not allow (only A-Z a-z 0-9 . _ -)", clip(topic))
 	}
 	return nil
 }
@@ -176,7 +177,7 @@ func parseCommand(cmd []byte, d *Descriptor) (*Descriptor, error) {
 		case AtLeastOnce, ExactlyOnce:
 			d.Delivery = v
 		default:
-			return nil, badDescriptor(fmt.Sprintf(`cmd: key "delivery": %q is not one of "at_least_once", "exactly_once"`, *raw.Delivery))
+			return nil, badDescriptor(fmt.Sprintf(`cmd: key "delivery": %q is not one of "at_least_once", "exactly_once"`, clip(*raw.Delivery)))
 		}
 	}
 	if raw.Format != nil {
@@ -184,12 +185,12 @@ func parseCommand(cmd []byte, d *Descriptor) (*Descriptor, error) {
 		case FormatJSON, FormatAvro, FormatRawString, FormatRawBytes:
 			d.Format = v
 		default:
-			return nil, badDescriptor(fmt.Sprintf(`cmd: key "format": %q is not supported (supported: "json", "avro", "raw_string", "raw_bytes")`, *raw.Format))
+			return nil, badDescriptor(fmt.Sprintf(`cmd: key "format": %q is not supported (supported: "json", "avro", "raw_string", "raw_bytes")`, clip(*raw.Format)))
 		}
 	}
 	if raw.WriterID != nil {
 		if !writerIDRE.MatchString(*raw.WriterID) {
-			return nil, badDescriptor(fmt.Sprintf(`cmd: key "writer_id": %q must be 1-200 characters of [A-Za-z0-9._-]`, *raw.WriterID))
+			return nil, badDescriptor(fmt.Sprintf(`cmd: key "writer_id": %q must be 1-200 characters of [A-Za-z0-9._-]`, clip(*raw.WriterID)))
 		}
 		if d.Delivery == AtLeastOnce {
 			return nil, badDescriptor(`cmd: key "writer_id" requires "delivery":"exactly_once" (an at-least-once stream cannot be resumed)`)
@@ -214,18 +215,22 @@ func describeJSONError(err error) string {
 		if typeErr.Field == "" {
 			return "must be a JSON object, got " + typeErr.Value
 		}
-		return fmt.Sprintf("key %q must be a %s, got %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
+		return fmt.Sprintf("key %q must be a %s, got %s", clip(typeErr.Field), jsonKind(typeErr.Type.Kind().String()), typeErr.Value)
 	case asError(err, &syntaxErr):
-		return fmt.Sprintf("invalid JSON at byte %d: %v", syntaxErr.Offset, err)
+		return fmt.Sprintf("invalid JSON at byte %d: %s", syntaxErr.Offset, clip(err.Error()))
 	case strings.HasPrefix(err.Error(), "json: unknown field "):
-		return "unknown key " + strings.TrimPrefix(err.Error(), "json: unknown field ") +
+		key := strings.TrimPrefix(err.Error(), "json: unknown field ")
+		if k, err := strconv.Unquote(key); err == nil {
+			key = k
+		}
+		return fmt.Sprintf("unknown key %q", clip(key)) +
 			` (known keys: topic, key_field, timestamp_field, delivery, writer_id, format, commit_on_close, ` +
 			`json.timestamp_format, json.decimal, json.include_schema, value_fields, exclude_fields, value_field, subject, ` +
 			`tombstone_field, headers_field, headers, provenance_headers, partition_field, topic_field)`
 	case err.Error() == "EOF":
 		return "empty; expected a JSON object such as {\"topic\":\"orders\"}"
 	}
-	return err.Error()
+	return clip(err.Error())
 }
 
 func jsonKind(goKind string) string {
@@ -270,7 +275,7 @@ func parseFormatOptions(raw *rawDescriptor, d *Descriptor) error {
 		case "rfc3339", "unix_millis", "unix_micros":
 			d.JSON.TimestampFormat = *raw.TimestampFormat
 		default:
-			return badDescriptor(fmt.Sprintf(`cmd: key "json.timestamp_format": %q is not one of "rfc3339", "unix_millis", "unix_micros"`, *raw.TimestampFormat))
+			return badDescriptor(fmt.Sprintf(`cmd: key "json.timestamp_format": %q is not one of "rfc3339", "unix_millis", "unix_micros"`, clip(*raw.TimestampFormat)))
 		}
 	}
 	if raw.Decimal != nil {
@@ -279,7 +284,7 @@ func parseFormatOptions(raw *rawDescriptor, d *Descriptor) error {
 		case "number":
 			d.JSON.DecimalAsNumber = true
 		default:
-			return badDescriptor(fmt.Sprintf(`cmd: key "json.decimal": %q is not one of "string", "number"`, *raw.Decimal))
+			return badDescriptor(fmt.Sprintf(`cmd: key "json.decimal": %q is not one of "string", "number"`, clip(*raw.Decimal)))
 		}
 	}
 	if raw.IncludeSchema != nil {

@@ -16,13 +16,6 @@ import (
 	"github.com/flightsink/flightsink/kafka"
 )
 
-// ReasonTopicExists is the reason of an ingest with mode "create" into an
-// existing topic.
-const ReasonTopicExists Reason = "topic_exists"
-
-// ReasonTooLargeTxn is the reason of a transaction over a configured limit.
-const ReasonTooLargeTxn Reason = "transaction_too_large"
-
 // ingestState is what a Flight SQL bulk ingest adds to a stream: it sends
 // no acks but one DoPutUpdateResult, and commits once at the end unless
 // commit_every_rows asks for more (then it is not atomic).
@@ -43,7 +36,7 @@ var ingestOptions = []string{"key_field", "timestamp_field", "format", "delivery
 func (st *stream) ingestDescriptor(cmd *pb.CommandStatementIngest) (*Descriptor, error) {
 	if cmd.GetCatalog() != "" || cmd.GetSchema() != "" {
 		return nil, badDescriptor(fmt.Sprintf("ingest: catalog %q and schema %q must be empty: a topic is addressed by its name alone",
-			cmd.GetCatalog(), cmd.GetSchema()))
+			clip(cmd.GetCatalog()), clip(cmd.GetSchema())))
 	}
 	if cmd.GetTemporary() {
 		return nil, badDescriptor("ingest: temporary tables are not supported; a topic outlives the connection")
@@ -73,27 +66,27 @@ func (st *stream) ingestDescriptor(cmd *pb.CommandStatementIngest) (*Descriptor,
 			if strings.HasPrefix(k, "adbc.") {
 				continue // a driver's own option
 			}
-			return nil, badDescriptor(fmt.Sprintf("ingest option %q is unknown (known: %s)", k, strings.Join(ingestOptions, ", ")))
+			return nil, badDescriptor(fmt.Sprintf("ingest option %q is unknown (known: %s)", clip(k), strings.Join(ingestOptions, ", ")))
 		}
 		values[k] = v
 	}
 	d := &Descriptor{Topic: cmd.GetTable(), Format: FormatJSON, CommitOnClose: true,
 		KeyField: values["key_field"], TimestampField: values["timestamp_field"], Delivery: ExactlyOnce}
 	if v, ok := values["format"]; ok && v != string(FormatJSON) {
-		return nil, badDescriptor(fmt.Sprintf(`ingest option "format": %q is not supported (supported: "json")`, v))
+		return nil, badDescriptor(fmt.Sprintf(`ingest option "format": %q is not supported (supported: "json")`, clip(v)))
 	}
 	if v, ok := values["delivery"]; ok {
 		switch Delivery(v) {
 		case AtLeastOnce, ExactlyOnce:
 			d.Delivery = Delivery(v)
 		default:
-			return nil, badDescriptor(fmt.Sprintf(`ingest option "delivery": %q is not one of "at_least_once", "exactly_once"`, v))
+			return nil, badDescriptor(fmt.Sprintf(`ingest option "delivery": %q is not one of "at_least_once", "exactly_once"`, clip(v)))
 		}
 	}
 	if v, ok := values["commit_every_rows"]; ok {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			return nil, badDescriptor(fmt.Sprintf(`ingest option "commit_every_rows": %q must be an integer >= 1`, v))
+			return nil, badDescriptor(fmt.Sprintf(`ingest option "commit_every_rows": %q must be an integer >= 1`, clip(v)))
 		}
 		st.ingest.commitEvery = n
 	}

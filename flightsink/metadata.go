@@ -13,7 +13,7 @@ import (
 // ({"checkpoint": N}) or an abort ({"abort": "reason"}).
 type Marker struct {
 	Checkpoint int64  // ≥ 1 for a checkpoint marker
-	Abort      string // set for an abort marker
+	Abort      string // an abort marker's reason, cut by clip (it is echoed in the status)
 	IsAbort    bool
 }
 
@@ -41,10 +41,10 @@ func ParseMarker(meta []byte) (Marker, error) {
 		if err := json.Unmarshal(v, &reason); err != nil {
 			return Marker{}, badMetadata(`app_metadata key "abort" must be a string; got %s`, quoteMeta(v))
 		}
-		return Marker{Abort: reason, IsAbort: true}, nil
+		return Marker{Abort: clip(reason), IsAbort: true}, nil
 	}
 	for k := range raw {
-		return Marker{}, badMetadata(`app_metadata has unknown key %q (known keys: "checkpoint", "abort")`, k)
+		return Marker{}, badMetadata(`app_metadata has unknown key %q (known keys: "checkpoint", "abort")`, clip(k))
 	}
 	panic("unreachable")
 }
@@ -54,10 +54,4 @@ func badMetadata(format string, args ...any) *Error {
 }
 
 // quoteMeta shows client bytes in an error, cut to a readable length.
-func quoteMeta(b []byte) string {
-	const max = 120
-	if len(b) > max {
-		return strconv.Quote(string(b[:max])) + "..."
-	}
-	return strconv.Quote(string(b))
-}
+func quoteMeta(b []byte) string { return strconv.Quote(clip(string(b))) }

@@ -24,9 +24,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/kafka"
@@ -201,7 +199,8 @@ func NewServer(cfg Config, sink *kafka.Sink, opts ...Option) (*Server, error) {
 			"configure auth.tokens or auth.users, or set auth.allow_anonymous: true if anyone who can reach it may write", cfg.Listen)
 	}
 	gopts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
-		grpc.InitialWindowSize(cfg.ReceiveWindowBytes), grpc.InitialConnWindowSize(cfg.ReceiveWindowBytes)}, s.grpcOpts...)
+		grpc.InitialWindowSize(cfg.ReceiveWindowBytes), grpc.InitialConnWindowSize(cfg.ReceiveWindowBytes),
+		grpc.ChainUnaryInterceptor(s.unaryErrors), grpc.ChainStreamInterceptor(s.streamErrors)}, s.grpcOpts...)
 	if cfg.TLSCertFile != "" {
 		creds, err := serverTLS(cfg)
 		if err != nil {
@@ -386,21 +385,22 @@ func (st *stream) runSafely() (err error) {
 	return st.run()
 }
 
-// toStatus is the one place where a stream's error becomes a gRPC status:
-// the message says what is durable and the trailer carries the reason.
-func (s *Server) toStatus(grpcStream flight.FlightService_DoPutServer, st *stream, err error) error {
+// toStatus classifies a stream's error and logs it; the message will end
+// with what is durable. streamErrors, the mapper of every RPC, turns it into
+// the status and sets the reason trailer.
+func (s *Server) toStatus(_ flight.FlightService_DoPutServer, st *stream, err error) error {
 	if cause := context.Cause(st.ctx); cause != nil && errors.Is(err, context.Canceled) {
 		err = cause
 	}
-	e := classify(err)
-	grpcStream.SetTrailer(metadata.Pairs(TrailerReason, string(e.Reason)))
+	c := classify(err)
+	e := &Error{Code: c.Code, Reason: c.Reason, Msg: boundMessage(c.Msg, maxStatusMessage), Err: err, suffix: st.suffix()}
 	ev := st.log.Warn()
 	if e.Code == codes.Internal {
 		ev = st.log.Error()
 	}
 	ev.Str("code", e.Code.String()).Str("reason", string(e.Reason)).Int64("durable_rows", st.durableRows).
 		Int64("rows_received", st.rows).Msg("stream failed: " + e.Msg)
-	return status.Error(e.Code, e.Msg+st.suffix())
+	return e
 }
 
 // GetFlightInfo serves Flight SQL metadata commands (GetSqlInfo, GetTables).

@@ -101,8 +101,7 @@ func (s *sqlService) DoGetTables(ctx context.Context, cmd flightsql.GetTables) (
 	}
 	topics, err := s.sink.ListTopics(ctx)
 	if err != nil {
-		e := classify(err)
-		return nil, nil, status.Error(e.Code, e.Msg)
+		return nil, nil, classify(err)
 	}
 	var match []string
 	for _, t := range topics {

@@ -131,7 +131,7 @@ func (p *progressStore) catchUp(ctx context.Context, n int32, part *progressPart
 		var ferr error
 		fetches.EachError(func(_ string, _ int32, err error) { ferr = err })
 		if ferr != nil && !kerr.IsRetriable(ferr) {
-			return fmt.Errorf("reading progress topic %q partition %d: %w", p.topic, n, ferr)
+			return p.sink.unavailable(ctx, fmt.Errorf("reading progress topic %q partition %d: %w", p.topic, n, ferr))
 		}
 		fetches.EachRecord(func(r *kgo.Record) {
 			if r.Offset >= part.next {

@@ -300,12 +300,14 @@ func parseMillis(v string) time.Duration {
 	return time.Duration(n) * time.Millisecond
 }
 
-// unavailable marks an error as ErrUnavailable when the deadline passed.
+// unavailable marks an error as ErrUnavailable when the deadline passed or
+// it is an outage a retry can outlast (IsUnavailable: a refused connection,
+// a coordinator loading, ...).
 func (s *Sink) unavailable(ctx context.Context, err error) error {
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 		return fmt.Errorf("%w: %v (no answer within kafka.produce_timeout=%v)", ErrUnavailable, err, s.cfg.ProduceTimeout)
 	}
-	return err
+	return markUnavailable(err)
 }
 
 // ListTopics lists the cluster's topics, without internal ones and without
@@ -336,7 +338,7 @@ func (s *Sink) CreateTopic(ctx context.Context, topic string) error {
 		err = resp.Err
 	}
 	if err != nil {
-		return err
+		return s.unavailable(ctx, fmt.Errorf("creating topic %q: %w", topic, err))
 	}
 	_, err = s.describeRetry(ctx, topic)
 	return err

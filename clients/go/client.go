@@ -86,9 +86,13 @@ func (e *Error) Error() string {
 }
 
 // Retryable says whether resuming the writer may succeed: the server or
-// Kafka was unavailable, the commit outcome is unknown, the transaction
-// timed out, or the connection was lost. Bad input, fencing and stale
-// checkpoints are not retryable.
+// Kafka was unavailable (a broker restarting included), the commit outcome
+// is unknown, the transaction timed out, every producer was busy, the
+// stream went idle, or the connection was lost (no reason, Unavailable).
+// Bad input, fencing, stale checkpoints and kafka_error are not retryable.
+// The set is the server's table of reasons (docs/protocol.md); the server's
+// tests check it. Back off between attempts long enough for a broker to
+// restart (the Python client waits 1, 2, 4, 8, 16, then 30 s).
 func (e *Error) Retryable() bool {
 	switch e.Reason {
 	case "kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams", "idle_timeout":

@@ -22,7 +22,10 @@ ProgressCallback = Callable[[int, Optional[int]], None]
 
 
 def _default_backoff(attempt: int) -> float:
-    return min(0.5 * 2.0 ** (attempt - 1), 30.0)
+    """Seconds before retry ``attempt`` (1, 2, ...): 1, 2, 4, 8, 16, then 30. Five retries wait
+    31 s in all, enough for a Kafka broker to restart (the server answers ``kafka_unavailable``
+    meanwhile); ten wait about three minutes."""
+    return min(2.0 ** (attempt - 1), 30.0)
 
 
 def _rows_of(item: Any) -> int:
@@ -119,8 +122,9 @@ def write_stream(
     rows of the source are skipped (batches are sliced as needed) and checkpoints are numbered on
     from ``ready.last_checkpoint``. So a ``writer_id`` names one upload of one source: running
     the same upload again after it finished writes nothing. After a retryable failure
-    (:attr:`FlightsinkError.retryable`: Kafka unavailable, outcome unknown, server shutdown,
-    transaction timeout, lost connection, ...) it waits ``backoff`` and reconnects, at most
+    (:attr:`FlightsinkError.retryable`: Kafka unavailable, a broker restarting included, outcome
+    unknown, server shutdown, transaction timeout, lost connection, ...) it waits ``backoff`` and
+    reconnects, at most
     ``retries`` times; other errors (a bad row, fencing, a stale checkpoint, ...) are raised at
     once. ``retries`` without ``writer_id`` is refused: an anonymous stream cannot tell what an
     earlier attempt committed, so a blind retry would write committed rows twice.
@@ -130,7 +134,9 @@ def write_stream(
             (after the batch that crosses it). Checkpoints must come more often than the
             server's ``kafka.transaction_timeout`` (60 s by default).
         backoff: seconds to wait before retry n (1, 2, ...): a number is the first wait,
-            doubled each time (at most 30 s); a callable gets n. Default 0.5 s doubling.
+            doubled each time (at most 30 s); a callable gets n. Default 1 s doubling to 30 s:
+            ``retries=5`` rides out 31 s of Kafka or server outage (a broker restart),
+            ``retries=10`` about three minutes.
         progress: a callback ``(rows_committed, rows_total_or_None)`` called when the stream
             opens, after each checkpoint and at the end; or ``True`` for a tqdm bar (when tqdm is
             installed). ``rows_committed`` counts a named writer's rows from its first stream.
