@@ -40,6 +40,7 @@ const (
 	ReasonSchemaRejected   Reason = "schema_rejected"   // the schema registry refused the stream's schema (incompatible)
 	ReasonForbidden        Reason = "forbidden"         // the principal may not write to this topic or with this delivery
 	ReasonReservedTopic    Reason = "reserved_topic"    // the topic is the server's own or Kafka's internal one: never writable
+	ReasonAuthRateLimited  Reason = "auth_rate_limited" // too many failed authentications from this peer; wait (auth.failure_window)
 	ReasonIdle             Reason = "idle_timeout"      // the client sent nothing for flight.idle_timeout
 	ReasonBatchTooLarge    Reason = "batch_too_large"   // a decoded record batch exceeds flight.max_batch_bytes
 	ReasonUnimplemented    Reason = "unimplemented"     // the request asks for something this server does not do
