@@ -74,6 +74,15 @@ type AuthConfig struct {
 	logRate func() (every time.Duration, n int) // failure log rate; tests shrink it
 }
 
+// DefaultAuthConfig returns the documented defaults (see config.yaml): no
+// credentials, 12-hour sessions, 10 failed authentications per peer a minute.
+func DefaultAuthConfig() AuthConfig {
+	return AuthConfig{SessionTTL: defaultSessionTTL, MaxFailures: defaultMaxFailures, FailureWindow: defaultFailureWindow}
+}
+
+// defaultSessionTTL is auth.session_ttl's default.
+const defaultSessionTTL = 12 * time.Hour
+
 // TokenConfig is a static bearer token of a principal.
 type TokenConfig struct {
 	Principal string        `yaml:"principal"`
@@ -231,7 +240,7 @@ func newAuthenticator(c AuthConfig, f Config, log zerolog.Logger, m *metrics.Met
 	a := &authenticator{users: map[string]userEntry{}, principals: principals, ttl: c.SessionTTL,
 		certMode: c.ClientCertPrincipal, now: c.now, compare: c.compare, metrics: m}
 	if a.ttl <= 0 {
-		a.ttl = 12 * time.Hour
+		a.ttl = defaultSessionTTL
 	}
 	if a.now == nil {
 		a.now = time.Now
