@@ -171,6 +171,7 @@ type authenticator struct {
 	// unknown user is compared against it, so answering takes as long as
 	// for a known one and usernames cannot be enumerated by timing.
 	dummy    []byte
+	userCost int // the highest bcrypt cost of auth.users: the dummy's
 	compare  func(hash, password []byte) error
 	sessions *sessionSigner
 	ttl      time.Duration
@@ -198,10 +199,47 @@ func (c *AuthConfig) enabled() bool {
 	return len(c.Tokens) > 0 || len(c.Users) > 0 || c.ClientCertPrincipal != ""
 }
 
+// Validate checks the auth settings against the Flight listener's f,
+// resolving every secret, as NewServer does before it listens; errors name
+// the setting. The binary runs it before connecting to Kafka, so a refused
+// configuration fails at once.
+func (c AuthConfig) Validate(f Config) error {
+	_, err := buildAuthenticator(c, f, nil)
+	return err
+}
+
 // newAuthenticator resolves the secrets and checks the config against the
 // Flight listener's; errors name the setting. It returns nil when no
 // credentials are configured.
 func newAuthenticator(c AuthConfig, f Config, log zerolog.Logger, m *metrics.Metrics) (*authenticator, error) {
+	a, err := buildAuthenticator(c, f, m)
+	if a == nil || err != nil {
+		return nil, err
+	}
+	every, burst := failureLogEvery, failureLogBurst
+	if c.logRate != nil {
+		every, burst = c.logRate()
+	}
+	a.failures = newFailureLog(log, every, burst)
+	if len(a.users) > 0 {
+		if a.dummy, err = bcrypt.GenerateFromPassword([]byte(rand.Text()), a.userCost); err != nil {
+			return nil, fmt.Errorf("auth.users: making the comparison hash for unknown users: %w", err)
+		}
+	}
+	if len(c.Users) > 0 && len(c.SessionKeys) == 0 {
+		log.Warn().Msg("auth.session_keys is not set: handshake session tokens are signed with a key of this process only; " +
+			"they stop working when it restarts and other replicas reject them. Set auth.session_keys on every replica.")
+	}
+	if c.AllowInsecureTransport && f.TLSCertFile == "" && !isLoopback(f.Listen) {
+		log.Warn().Str("listen", f.Listen).Msg("auth.allow_insecure_transport: credentials reach this listener without TLS; " +
+			"make sure a service mesh or proxy in front terminates TLS")
+	}
+	return a, nil
+}
+
+// buildAuthenticator checks the settings and resolves the secrets; it
+// returns nil when no credentials are configured.
+func buildAuthenticator(c AuthConfig, f Config, m *metrics.Metrics) (*authenticator, error) {
 	if !c.enabled() {
 		if len(c.Principals) > 0 {
 			return nil, fmt.Errorf("auth.principals: set, but no auth.tokens, auth.users or auth.client_cert_principal authenticate anyone")
@@ -252,11 +290,6 @@ func newAuthenticator(c AuthConfig, f Config, log zerolog.Logger, m *metrics.Met
 	if a.limiter, err = newFailureLimiter(c.MaxFailures, c.FailureWindow); err != nil {
 		return nil, err
 	}
-	every, burst := failureLogEvery, failureLogBurst
-	if c.logRate != nil {
-		every, burst = c.logRate()
-	}
-	a.failures = newFailureLog(log, every, burst)
 
 	seen := map[[sha256.Size]byte]int{}
 	for i, tc := range c.Tokens {
@@ -280,7 +313,6 @@ func newAuthenticator(c AuthConfig, f Config, log zerolog.Logger, m *metrics.Met
 		seen[digest] = i
 		a.tokens = append(a.tokens, staticToken{digest: digest, principal: p})
 	}
-	cost := 0
 	for i, uc := range c.Users {
 		setting := fmt.Sprintf("auth.users[%d]", i)
 		if uc.Username == "" || strings.Contains(uc.Username, ":") {
@@ -297,7 +329,7 @@ func newAuthenticator(c AuthConfig, f Config, log zerolog.Logger, m *metrics.Met
 		if err != nil {
 			return nil, fmt.Errorf("%s.password_bcrypt: not a bcrypt hash: %v", setting, err)
 		}
-		cost = max(cost, c)
+		a.userCost = max(a.userCost, c)
 		name := uc.Principal
 		if name == "" {
 			name = uc.Username
@@ -308,21 +340,8 @@ func newAuthenticator(c AuthConfig, f Config, log zerolog.Logger, m *metrics.Met
 		}
 		a.users[uc.Username] = userEntry{hash: []byte(hash), principal: p}
 	}
-	if len(c.Users) > 0 {
-		if a.dummy, err = bcrypt.GenerateFromPassword([]byte(rand.Text()), cost); err != nil {
-			return nil, fmt.Errorf("auth.users: making the comparison hash for unknown users: %w", err)
-		}
-	}
 	if a.sessions, err = newSessionSigner(c.SessionKeys); err != nil {
 		return nil, err
-	}
-	if len(c.Users) > 0 && len(c.SessionKeys) == 0 {
-		log.Warn().Msg("auth.session_keys is not set: handshake session tokens are signed with a key of this process only; " +
-			"they stop working when it restarts and other replicas reject them. Set auth.session_keys on every replica.")
-	}
-	if c.AllowInsecureTransport && f.TLSCertFile == "" && !isLoopback(f.Listen) {
-		log.Warn().Str("listen", f.Listen).Msg("auth.allow_insecure_transport: credentials reach this listener without TLS; " +
-			"make sure a service mesh or proxy in front terminates TLS")
 	}
 	return a, nil
 }

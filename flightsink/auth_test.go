@@ -731,7 +731,7 @@ func TestAuthSessionTokensWorkOnEveryReplica(t *testing.T) {
 	const oldKey, newKey = "old-session-key-0123456789abcdef0123", "new-session-key-0123456789abcdef0123"
 	clock := newFakeClock()
 	a := startServerWith(t, sessionAuth(t, clock, oldKey), nil)
-	b := startServerWith(t, sessionAuth(t, clock, oldKey), nil)            // another replica, or a after a restart
+	b := startServerWith(t, sessionAuth(t, clock, oldKey), nil)               // another replica, or a after a restart
 	rotated := startServerWith(t, sessionAuth(t, clock, newKey, oldKey), nil) // signs with the new key, accepts the old
 	other := startServerWith(t, sessionAuth(t, clock, newKey), nil)
 	topic := kafkatest.TopicName(t)

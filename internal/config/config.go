@@ -48,7 +48,7 @@ type Log struct {
 // Default returns every setting at its documented default.
 func Default() Config {
 	return Config{Flight: flightsink.DefaultConfig(), Kafka: kafka.DefaultConfig(), Auth: flightsink.DefaultAuthConfig(),
-		Log: Log{Level: "info", Format: "json"},
+		Log:     Log{Level: "info", Format: "json"},
 		Metrics: Metrics{Listen: "127.0.0.1:9464", CheckInterval: 5 * time.Second}}
 }
 
@@ -59,6 +59,9 @@ func (c *Config) Validate() error {
 	}
 	c.Kafka.MaxExactlyOnceStreams = c.Flight.MaxStreams
 	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Auth.Validate(c.Flight); err != nil {
 		return err
 	}
 	if c.Metrics.CheckInterval < 100*time.Millisecond {
