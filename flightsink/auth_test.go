@@ -380,7 +380,7 @@ type handshakeResult struct {
 	msg    string
 }
 
-// handshake runs the Flight basic-auth handshake (pyarrow's
+// handshakeRaw runs the Flight basic-auth handshake (pyarrow's
 // authenticate_basic_token) with raw basic credentials.
 func handshakeRaw(t *testing.T, env *testEnv, basic string) handshakeResult {
 	t.Helper()
