@@ -43,6 +43,8 @@ const (
 	ReasonWriterTopic      Reason = "writer_topic"
 	ReasonSchemaRejected   Reason = "schema_rejected"
 	ReasonForbidden        Reason = "forbidden"
+	ReasonReservedTopic    Reason = "reserved_topic"
+	ReasonAuthRateLimited  Reason = "auth_rate_limited"
 	ReasonUnauthenticated  Reason = "unauthenticated"
 	ReasonIdle             Reason = "idle_timeout"
 	ReasonKafkaUnavailable Reason = "kafka_unavailable"
@@ -83,7 +85,7 @@ var Reasons = []ReasonInfo{
 	row(ReasonBadRow, codes.InvalidArgument, false, "a row cannot be written, e.g. its record exceeds the topic's `max.message.bytes`", "fix or leave out the row"),
 	row(ReasonBadStream, codes.InvalidArgument, false, "the Arrow IPC stream is malformed or has no schema", "fix the client"),
 	row(ReasonTooLarge, codes.ResourceExhausted, false, "a gRPC message exceeds `flight.max_message_bytes` (when gRPC refuses it before the server reads it, the status has no reason: see below)", "send smaller batches"),
-	row(ReasonBatchTooLarge, codes.ResourceExhausted, false, "a decoded record batch exceeds `flight.max_batch_bytes`", "send smaller batches"),
+	row(ReasonBatchTooLarge, codes.ResourceExhausted, false, "a record batch exceeds `flight.max_batch_rows` or `flight.max_batch_bytes` (as its header declares it, or decoded), or the stream's dictionaries exceed `flight.max_batch_bytes`", "send smaller batches or dictionaries"),
 	row(ReasonTooLargeTxn, codes.ResourceExhausted, false, "the open transaction exceeds `kafka.max_transaction_rows` (or an ingest nears `kafka.transaction_timeout`)", "checkpoint more often"),
 	row(ReasonTooManyStreams, codes.ResourceExhausted, true, "`flight.max_streams` (or the principal's `max_streams`) streams are open", "retry later, or on another replica"),
 	row(ReasonTopicMissing, codes.NotFound, false, "the topic does not exist and `kafka.create_topics` is off (FailedPrecondition: a Flight SQL ingest asked to create it)", "create the topic", codes.FailedPrecondition),
@@ -96,6 +98,8 @@ var Reasons = []ReasonInfo{
 	row(ReasonWriterTopic, codes.FailedPrecondition, false, "the writer was reopened on another topic", "use another `writer_id`"),
 	row(ReasonSchemaRejected, codes.FailedPrecondition, false, "the schema registry refused the stream's Avro schema (incompatible with the subject's versions)", "fix the schema or the subject's compatibility"),
 	row(ReasonForbidden, codes.PermissionDenied, false, "the principal may not write to the topic or use the delivery mode", "ask for the permission"),
+	row(ReasonReservedTopic, codes.PermissionDenied, false, "the topic is `kafka.progress_topic`, another topic the server owns, or a Kafka internal topic (`__…`): nobody may write to it", "write to another topic"),
+	row(ReasonAuthRateLimited, codes.ResourceExhausted, false, "this peer failed to authenticate `auth.max_failures` times; its attempts are refused unchecked until failures age out (`auth.failure_window`); the message says when", "wait, then retry with valid credentials"),
 	row(ReasonUnauthenticated, codes.Unauthenticated, false, "missing or invalid credentials (checked before the call starts)", "log in"),
 	row(ReasonIdle, codes.DeadlineExceeded, true, "the client sent nothing for `flight.idle_timeout`", "resume"),
 	row(ReasonKafkaUnavailable, codes.Unavailable, true, "Kafka could not be reached, answered with a passing condition (a refused or dropped connection, no leader, a coordinator loading, too few in-sync replicas, a request timeout) or acknowledged nothing within `kafka.produce_timeout`", "resume, with backoff"),

@@ -191,7 +191,7 @@ func NewServer(cfg Config, sink *kafka.Sink, opts ...Option) (*Server, error) {
 		o(s)
 	}
 	var err error
-	if s.auth, err = newAuthenticator(s.authCfg); err != nil {
+	if s.auth, err = newAuthenticator(s.authCfg, cfg, s.log, s.metrics); err != nil {
 		return nil, err
 	}
 	if s.auth == nil && !s.authCfg.AllowAnonymous && !isLoopback(cfg.Listen) {

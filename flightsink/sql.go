@@ -83,9 +83,9 @@ func (s *sqlService) GetFlightInfoTables(_ context.Context, cmd flightsql.GetTab
 	return s.info(desc, schema), nil
 }
 
-// DoGetTables lists the topics matching the filters as tables of type
-// "TOPIC" in no catalog or schema. Topics have no fixed Arrow schema: with
-// include_schema, each gets an empty one.
+// DoGetTables lists the topics the caller may write that match the
+// filters, as tables of type "TOPIC" in no catalog or schema. Topics have no
+// fixed Arrow schema: with include_schema, each gets an empty one.
 func (s *sqlService) DoGetTables(ctx context.Context, cmd flightsql.GetTables) (*arrow.Schema, <-chan flight.StreamChunk, error) {
 	if c := cmd.GetCatalog(); c != nil && *c != "" {
 		return s.tables(cmd, nil)
@@ -103,8 +103,14 @@ func (s *sqlService) DoGetTables(ctx context.Context, cmd flightsql.GetTables) (
 	if err != nil {
 		return nil, nil, classify(err)
 	}
+	// Only what the caller may write: a principal learns no other topic's
+	// name, and nobody sees a reserved topic.
+	principal := PrincipalFromContext(ctx)
 	var match []string
 	for _, t := range topics {
+		if reservedTopic(s.sink, t) != "" || !principal.allowTopic(t) {
+			continue
+		}
 		if p := cmd.GetTableNameFilterPattern(); p == nil || likeMatch(*p, t) {
 			match = append(match, t)
 		}

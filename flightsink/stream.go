@@ -131,7 +131,7 @@ func (st *stream) run() (err error) {
 			return badDescriptor(`cmd: key "writer_id" requires "delivery":"exactly_once" (an at-least-once stream cannot be resumed)`)
 		}
 	}
-	if err := authorize(st.principal, st.desc.Topic, st.delivery); err != nil {
+	if err := st.srv.authorize(st.principal, st.desc.Topic, st.delivery); err != nil {
 		return err
 	}
 	if len(first.DataHeader) == 0 {
@@ -618,7 +618,7 @@ func (st *stream) lookupTopic(topic string) (kafka.TopicInfo, error) {
 	if err := ValidateTopicName(topic); err != nil {
 		return kafka.TopicInfo{}, newError(codes.InvalidArgument, ReasonBadRow, "%v", err)
 	}
-	if err := authorize(st.principal, topic, st.delivery); err != nil {
+	if err := st.srv.authorize(st.principal, topic, st.delivery); err != nil {
 		return kafka.TopicInfo{}, err
 	}
 	return st.srv.sink.Topic(st.ctx, topic)

@@ -6,17 +6,28 @@ package kubernetes
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
 	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flightsink/flightsink/flightsink"
+	"github.com/flightsink/flightsink/internal/config"
 )
 
 const (
@@ -180,6 +191,9 @@ type statefulSet struct {
 					ConfigMap *struct {
 						Name string `yaml:"name"`
 					} `yaml:"configMap"`
+					Secret *struct {
+						SecretName string `yaml:"secretName"`
+					} `yaml:"secret"`
 				} `yaml:"volumes"`
 			} `yaml:"spec"`
 		} `yaml:"template"`
@@ -660,4 +674,101 @@ func TestDockerCompose(t *testing.T) {
 	if !scraped {
 		t.Errorf("prometheus.yml does not scrape %s/metrics", want)
 	}
+}
+
+// TestConfigMapStarts: the ConfigMap's config.yaml, with the Secret
+// example's variables and the pod's replica name, passes the server's
+// start-up checks (the same ones `flightsink serve` runs before it listens:
+// credentials on 0.0.0.0 need TLS, every token once, session keys long
+// enough), with the TLS files where the StatefulSet mounts the TLS Secret.
+func TestConfigMapStarts(t *testing.T) {
+	m := load(t)
+	c := m.container(t)
+	cfg := loadConfigMap(t, m)
+
+	// The TLS files come from a mounted kubernetes.io/tls Secret.
+	if cfg.Flight.TLSCertFile == "" || cfg.Flight.TLSKeyFile == "" {
+		t.Fatalf("flight.tls_cert_file %q / tls_key_file %q: tokens on 0.0.0.0 need TLS", cfg.Flight.TLSCertFile, cfg.Flight.TLSKeyFile)
+	}
+	secretMounts := map[string]string{} // mount path → Secret name
+	for _, vm := range c.VolumeMounts {
+		for _, v := range m.sts.Spec.Template.Spec.Volumes {
+			if v.Name == vm.Name && v.Secret != nil {
+				secretMounts[vm.MountPath] = v.Secret.SecretName
+			}
+		}
+	}
+	for file, key := range map[string]string{cfg.Flight.TLSCertFile: "tls.crt", cfg.Flight.TLSKeyFile: "tls.key"} {
+		if secretMounts[filepath.Dir(file)] == "" || filepath.Base(file) != key {
+			t.Errorf("%s is not the %s of a Secret the StatefulSet mounts (Secret mounts: %v)", file, key, secretMounts)
+		}
+	}
+
+	// The server starts with the files at those paths (written here).
+	cfg.Flight.TLSCertFile, cfg.Flight.TLSKeyFile = selfSignedFiles(t)
+	srv, err := flightsink.NewServer(cfg.Flight, nil, flightsink.WithAuth(cfg.Auth))
+	if err != nil {
+		t.Fatalf("the ConfigMap's config does not start: %v", err)
+	}
+	srv.GRPC().Stop()
+	if !srv.AuthEnabled() {
+		t.Error("the ConfigMap's config turns auth off")
+	}
+
+	// The rules are live: the same config without TLS does not start.
+	cfg.Flight.TLSCertFile, cfg.Flight.TLSKeyFile = "", ""
+	if _, err := flightsink.NewServer(cfg.Flight, nil, flightsink.WithAuth(cfg.Auth)); err == nil || !strings.Contains(err.Error(), "auth.allow_insecure_transport") {
+		t.Errorf("without TLS: %v, want the start-up refusal naming auth.allow_insecure_transport", err)
+	}
+}
+
+// loadConfigMap loads the ConfigMap's config.yaml as the pod does: the
+// Secret's keys in the environment, kafka.replica from the pod name.
+func loadConfigMap(t *testing.T, m *manifests) config.Config {
+	t.Helper()
+	file := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(file, []byte(m.configMap.Data["config.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"FLIGHTSINK_KAFKA_REPLICA=" + m.sts.Spec.ServiceName + "-0"}
+	for k, v := range m.secret.StringData {
+		t.Setenv(k, v) // {env: NAME} secrets are read from the process environment
+		env = append(env, k+"="+v)
+	}
+	cfg, err := config.Load(file, env)
+	if err != nil {
+		t.Fatalf("ConfigMap config.yaml: %v", err)
+	}
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("ConfigMap config.yaml: %v", err)
+	}
+	return cfg
+}
+
+// selfSignedFiles writes a throw-away certificate and key.
+func selfSignedFiles(t *testing.T) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "flightsink"},
+		DNSNames: []string{"flightsink"}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile = filepath.Join(dir, "tls.crt"), filepath.Join(dir, "tls.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
 }

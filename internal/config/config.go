@@ -47,7 +47,8 @@ type Log struct {
 
 // Default returns every setting at its documented default.
 func Default() Config {
-	return Config{Flight: flightsink.DefaultConfig(), Kafka: kafka.DefaultConfig(), Log: Log{Level: "info", Format: "json"},
+	return Config{Flight: flightsink.DefaultConfig(), Kafka: kafka.DefaultConfig(), Auth: flightsink.DefaultAuthConfig(),
+		Log:     Log{Level: "info", Format: "json"},
 		Metrics: Metrics{Listen: "127.0.0.1:9464", CheckInterval: 5 * time.Second}}
 }
 
@@ -58,6 +59,9 @@ func (c *Config) Validate() error {
 	}
 	c.Kafka.MaxExactlyOnceStreams = c.Flight.MaxStreams
 	if err := c.Kafka.Validate(); err != nil {
+		return err
+	}
+	if err := c.Auth.Validate(c.Flight); err != nil {
 		return err
 	}
 	if c.Metrics.CheckInterval < 100*time.Millisecond {
@@ -118,8 +122,9 @@ func applyEnv(cfg *Config, environ []string) error {
 		section := root.Type().Field(i).Tag.Get("yaml")
 		sv := root.Field(i)
 		for j := 0; j < sv.NumField(); j++ {
-			key := sv.Type().Field(j).Tag.Get("yaml")
-			if key == "-" {
+			field := sv.Type().Field(j)
+			key := field.Tag.Get("yaml")
+			if key == "-" || key == "" || !field.IsExported() {
 				continue
 			}
 			name := EnvName(section, key)
@@ -150,6 +155,9 @@ func setValue(f reflect.Value, s string) error {
 	switch f.Kind() {
 	case reflect.String:
 		f.SetString(s)
+	case reflect.Struct:
+		return fmt.Errorf("%v cannot come from one variable; set it in the config file "+
+			"(secrets there as {env: NAME} or {file: PATH})", f.Type())
 	case reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -163,13 +171,17 @@ func setValue(f reflect.Value, s string) error {
 		}
 		f.SetInt(n)
 	case reflect.Slice:
-		var parts []string
+		if f.Type().Elem().Kind() != reflect.String {
+			return fmt.Errorf("a list of %v cannot come from one variable; set it in the config file "+
+				"(secrets there as {env: NAME} or {file: PATH})", f.Type().Elem())
+		}
+		parts := reflect.MakeSlice(f.Type(), 0, 0)
 		for _, p := range strings.Split(s, ",") {
 			if p = strings.TrimSpace(p); p != "" {
-				parts = append(parts, p)
+				parts = reflect.Append(parts, reflect.ValueOf(p).Convert(f.Type().Elem()))
 			}
 		}
-		f.Set(reflect.ValueOf(parts))
+		f.Set(parts)
 	default:
 		return fmt.Errorf("unsupported setting type %v", f.Type())
 	}

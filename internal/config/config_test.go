@@ -40,7 +40,12 @@ func equal(a, b Config) bool {
 		a.Kafka.TransactionalIDPrefix == b.Kafka.TransactionalIDPrefix && a.Kafka.Replica == b.Kafka.Replica &&
 		a.Kafka.TransactionTimeout == b.Kafka.TransactionTimeout && a.Kafka.MaxExactlyOnceStreams == b.Kafka.MaxExactlyOnceStreams &&
 		a.Kafka.ProgressTopic == b.Kafka.ProgressTopic && a.Kafka.ProgressTopicPartitions == b.Kafka.ProgressTopicPartitions &&
-		a.Kafka.MaxTransactionRows == b.Kafka.MaxTransactionRows && a.Metrics == b.Metrics
+		a.Kafka.MaxTransactionRows == b.Kafka.MaxTransactionRows && a.Metrics == b.Metrics &&
+		a.Auth.AllowAnonymous == b.Auth.AllowAnonymous && a.Auth.AllowInsecureTransport == b.Auth.AllowInsecureTransport &&
+		len(a.Auth.Tokens) == len(b.Auth.Tokens) && len(a.Auth.Users) == len(b.Auth.Users) &&
+		len(a.Auth.Principals) == len(b.Auth.Principals) && len(a.Auth.SessionKeys) == len(b.Auth.SessionKeys) &&
+		a.Auth.SessionTTL == b.Auth.SessionTTL && a.Auth.ClientCertPrincipal == b.Auth.ClientCertPrincipal &&
+		a.Auth.MaxFailures == b.Auth.MaxFailures && a.Auth.FailureWindow == b.Auth.FailureWindow
 }
 
 func TestFileThenEnvironment(t *testing.T) {
@@ -81,6 +86,30 @@ func TestErrorsNameTheSetting(t *testing.T) {
 		}
 		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), setting) {
 			t.Errorf("%s: %v, want an error naming %s", env, err, setting)
+		}
+	}
+}
+
+// TestAuthFromEnvironment: the auth switches come from FLIGHTSINK_AUTH_*
+// variables; lists of secrets cannot (one variable holds no structure) and
+// say where they go instead, rather than crashing.
+func TestAuthFromEnvironment(t *testing.T) {
+	cfg, err := Load("", []string{"FLIGHTSINK_AUTH_ALLOW_INSECURE_TRANSPORT=true", "FLIGHTSINK_AUTH_CLIENT_CERT_PRINCIPAL=san_dns",
+		"FLIGHTSINK_AUTH_MAX_FAILURES=5", "FLIGHTSINK_AUTH_FAILURE_WINDOW=30s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := cfg.Auth
+	if !a.AllowInsecureTransport || a.ClientCertPrincipal != "san_dns" || a.MaxFailures != 5 || a.FailureWindow != 30*time.Second {
+		t.Errorf("environment not applied: %+v", a)
+	}
+	if d := Default().Auth; d.MaxFailures != 10 || d.FailureWindow != time.Minute || d.SessionTTL != 12*time.Hour {
+		t.Errorf("auth defaults %+v, want 10 failures a minute and 12h sessions (config.yaml)", d)
+	}
+	for _, env := range []string{"FLIGHTSINK_AUTH_SESSION_KEYS=k", "FLIGHTSINK_AUTH_TOKENS=t"} {
+		name, _, _ := strings.Cut(env, "=")
+		if _, err := Load("", []string{env}); err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "config file") {
+			t.Errorf("%s: %v, want an error naming the variable and the config file", env, err)
 		}
 	}
 }

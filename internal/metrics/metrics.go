@@ -21,6 +21,7 @@
 //	checkpoint_seconds{delivery}                histogram time for a checkpoint to become durable
 //	produce_errors_total{code}                  counter  produce errors by Kafka error name (or "timeout")
 //	producer_buffered_bytes                     gauge    bytes buffered in producers, not yet acknowledged
+//	auth_failures_total{reason}                 counter  refused authentications, by AuthReasons
 //
 // plus the Go runtime (go_*) and process (process_*) collectors.
 package metrics
@@ -57,6 +58,23 @@ const OtherTopic = "_other"
 // stream that failed before its delivery was known).
 const UnknownDelivery = "unknown"
 
+// Reasons of a refused authentication, the reason label of
+// flightsink_auth_failures_total.
+const (
+	AuthMissingCredentials = "missing_credentials" // no (or no usable) authorization header or client certificate
+	AuthInvalidToken       = "invalid_token"       // a bearer token that is neither configured nor a valid session
+	AuthExpiredSession     = "expired_session"     // a session token past auth.session_ttl
+	AuthUnknownUser        = "unknown_user"        // a handshake for a username not in auth.users
+	AuthBadPassword        = "bad_password"        // a handshake with a known user's wrong password
+	AuthMalformed          = "malformed"           // a handshake without well-formed basic credentials
+	AuthBadCertificate     = "bad_certificate"     // a client certificate naming no (or several) principals
+	AuthRateLimited        = "rate_limited"        // refused unchecked: the peer failed auth.max_failures times
+)
+
+// AuthReasons are every reason label of flightsink_auth_failures_total.
+var AuthReasons = []string{AuthMissingCredentials, AuthInvalidToken, AuthExpiredSession, AuthUnknownUser,
+	AuthBadPassword, AuthMalformed, AuthBadCertificate, AuthRateLimited}
+
 // commitBuckets spans 1 ms to 10 s, the range of Kafka commit and
 // acks=all latencies from a healthy local cluster to a struggling one.
 var commitBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10}
@@ -78,6 +96,7 @@ type Metrics struct {
 	checkpointSecs   *prometheus.HistogramVec
 	produceErrors    *prometheus.CounterVec
 	bufferedBytes    prometheus.Gauge
+	authFailures     *prometheus.CounterVec
 	topicsMu         sync.RWMutex
 	topics           map[string]topicCounters
 	overflowCounters topicCounters
@@ -136,6 +155,11 @@ func New() *Metrics {
 			Name: "flightsink_producer_buffered_bytes",
 			Help: "Bytes handed to Kafka producers and not yet acknowledged (bounded by kafka.max_buffered_bytes per producer).",
 		}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "flightsink_auth_failures_total",
+			Help: "Refused authentications, by reason (missing_credentials, invalid_token, expired_session, unknown_user, " +
+				"bad_password, malformed, bad_certificate, rate_limited).",
+		}, []string{"reason"}),
 		topics: map[string]topicCounters{},
 	}
 	txns := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -152,12 +176,15 @@ func New() *Metrics {
 	for _, d := range []string{"exactly_once", "at_least_once"} {
 		m.streamsOpen.WithLabelValues(d)
 	}
+	for _, r := range AuthReasons {
+		m.authFailures.WithLabelValues(r)
+	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.streamsOpen, m.streamsTotal, m.rowsReceived, m.bytesReceived,
 		m.recordsProduced, m.recordBytes, txns, m.commitSeconds, m.checkpointSecs,
-		m.produceErrors, m.bufferedBytes,
+		m.produceErrors, m.bufferedBytes, m.authFailures,
 	)
 	return m
 }
@@ -315,4 +342,13 @@ func (m *Metrics) BufferedBytes(delta int64) {
 		return
 	}
 	m.bufferedBytes.Add(float64(delta))
+}
+
+// AuthFailure counts a refused authentication; reason is one of
+// AuthReasons.
+func (m *Metrics) AuthFailure(reason string) {
+	if m == nil {
+		return
+	}
+	m.authFailures.WithLabelValues(reason).Inc()
 }

@@ -166,6 +166,25 @@ func TestTransactionsStartAtZero(t *testing.T) {
 	)
 }
 
+// TestAuthFailures: flightsink_auth_failures_total has every reason from
+// the start (0) and counts each refused authentication under its reason.
+func TestAuthFailures(t *testing.T) {
+	m := New()
+	var zero []string
+	for _, r := range AuthReasons {
+		zero = append(zero, `flightsink_auth_failures_total{reason="`+r+`"} 0`)
+	}
+	requireLines(t, scrape(t, m), zero...)
+	m.AuthFailure(AuthBadPassword)
+	m.AuthFailure(AuthBadPassword)
+	m.AuthFailure(AuthRateLimited)
+	requireLines(t, scrape(t, m),
+		`flightsink_auth_failures_total{reason="bad_password"} 2`,
+		`flightsink_auth_failures_total{reason="rate_limited"} 1`,
+		`flightsink_auth_failures_total{reason="unknown_user"} 0`,
+	)
+}
+
 // TestIndependentRegistries: two Metrics never share a value (one per
 // server; tests run several in one process).
 func TestIndependentRegistries(t *testing.T) {
@@ -188,6 +207,7 @@ func TestNilIsNoOp(t *testing.T) {
 	m.CheckpointDurable("at_least_once", time.Millisecond)
 	m.ProduceError("timeout")
 	m.BufferedBytes(1)
+	m.AuthFailure(AuthBadPassword)
 	if m.Registry() != nil {
 		t.Fatal("nil Metrics has a registry")
 	}

@@ -165,15 +165,6 @@ auth:
 	}
 }
 
-func writeConfig(t *testing.T, yaml string) string {
-	t.Helper()
-	path := t.TempDir() + "/config.yaml"
-	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // twoValueBatch is rows rows of (id, v): v is value(i) encoded as
 // encoded, which is run-end encoded, dictionary or plain string. value
 // must have two values, one for each half of the rows.
