@@ -537,32 +537,23 @@ func (a *authenticator) handshake(ss grpc.ServerStream) (string, error) {
 func (a *authenticator) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	authed, err := a.authenticate(ctx, info.FullMethod)
 	if err != nil {
-		if status.Code(err) == codes.ResourceExhausted {
-			_ = grpc.SetTrailer(ctx, metadata.Pairs(TrailerReason, string(ReasonAuthRateLimited)))
-		}
-		return nil, err
+		return nil, err // the error interceptor sets the reason
 	}
 	return handler(authed, req)
 }
 
 func (a *authenticator) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	limited := func(err error) error {
-		if status.Code(err) == codes.ResourceExhausted {
-			ss.SetTrailer(metadata.Pairs(TrailerReason, string(ReasonAuthRateLimited)))
-		}
-		return err
-	}
 	if strings.HasSuffix(info.FullMethod, "/Handshake") {
 		token, err := a.handshake(ss)
 		if err != nil {
-			return limited(err)
+			return err
 		}
 		ss.SetTrailer(metadata.Pairs("authorization", "Bearer "+token))
 		return handler(srv, ss)
 	}
 	ctx, err := a.authenticate(ss.Context(), info.FullMethod)
 	if err != nil {
-		return limited(err)
+		return err
 	}
 	return handler(srv, &authedStream{ServerStream: ss, ctx: ctx})
 }

@@ -14,7 +14,6 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/peer"
-	"google.golang.org/grpc/status"
 
 	"github.com/flightsink/flightsink/internal/metrics"
 )
@@ -148,7 +147,7 @@ func (a *authenticator) checkLimit(ctx context.Context) error {
 		return nil
 	}
 	a.record(ctx, &failure{reason: metrics.AuthRateLimited})
-	return status.Errorf(codes.ResourceExhausted,
+	return newError(codes.ResourceExhausted, ReasonAuthRateLimited,
 		"too many failed authentications from %s: at most auth.max_failures (%d) per auth.failure_window (%v); try again in %v",
 		key, a.limiter.burst, a.limiter.window, time.Duration(math.Ceil(wait.Seconds()))*time.Second)
 }
