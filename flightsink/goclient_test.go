@@ -10,7 +10,9 @@ import (
 	"google.golang.org/grpc/codes"
 
 	client "github.com/flightsink/flightsink/clients/go"
+	"github.com/flightsink/flightsink/flightsink"
 	"github.com/flightsink/flightsink/internal/kafkatest"
+	"github.com/flightsink/flightsink/kafka"
 )
 
 // TestGoClientPipelinedCheckpoints: the Go client's MarkCheckpoint returns
@@ -88,4 +90,46 @@ func TestGoClientPipelinedCheckpoints(t *testing.T) {
 		t.Fatalf("error %q does not say %q", fe.Message, want)
 	}
 	wantIDs(t, "read_committed", kafkatest.ReadCommitted(t, env.brokers, topic), 210)
+}
+
+// TestGoClientSlicesByRows: a run-end encoded batch is small in bytes but
+// not in rows; the Go client slices it under the server's
+// flight.max_batch_rows, and without slicing the server refuses it.
+func TestGoClientSlicesByRows(t *testing.T) {
+	env := startServer(t, func(f *flightsink.Config, _ *kafka.Config) { f.MaxBatchRows = 1000 })
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := client.Dial(env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	rec := expandingBatch(t, reeType, 6000, func(i int) string { return expandValue(i, 6000)[:10] }, -1)
+	defer rec.Release()
+	w, err := c.Open(ctx, client.Descriptor{Topic: topic, Delivery: "exactly_once"}, rec.Schema(), client.MaxBatchRows(1000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if done, err := w.Close(ctx); err != nil || done.TotalRows != 6000 {
+		t.Fatalf("Close = %+v, %v", done, err)
+	}
+	if n := kafkatest.CountCommitted(t, env.brokers, topic); n != 6000 {
+		t.Fatalf("%d records in Kafka, want 6000", n)
+	}
+	w, err = c.Open(ctx, client.Descriptor{Topic: topic, Delivery: "exactly_once"}, rec.Schema(), client.MaxBatchRows(10_000))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = w.Write(rec)
+	_, err = w.Close(ctx)
+	var ce *client.Error
+	if !errors.As(err, &ce) || ce.Code != codes.ResourceExhausted || ce.Reason != "batch_too_large" ||
+		!strings.Contains(ce.Message, "flight.max_batch_rows (1000)") {
+		t.Fatalf("unsliced: %v, want ResourceExhausted batch_too_large naming flight.max_batch_rows", err)
+	}
 }

@@ -125,9 +125,31 @@ func Dial(addr string, opts ...grpc.DialOption) (*Client, error) {
 // Close closes the connection.
 func (c *Client) Close() error { return c.conn.Close() }
 
+// Default slicing of Writer.Write: a batch is sent in slices of at most
+// this many rows and about this many bytes of Arrow buffers, well under the
+// server's flight.max_batch_rows and flight.max_message_bytes defaults.
+const (
+	DefaultMaxBatchRows  = 1 << 20
+	DefaultMaxBatchBytes = 16 << 20
+)
+
+// OpenOption configures a Writer.
+type OpenOption func(*Writer)
+
+// MaxBatchRows caps the rows of one message: Write slices longer batches.
+// A run-end encoded or dictionary column is small in bytes but not in rows;
+// keep it under the server's flight.max_batch_rows.
+func MaxBatchRows(n int64) OpenOption { return func(w *Writer) { w.maxRows = max(n, 1) } }
+
+// MaxBatchBytes caps the Arrow buffer bytes of one message (estimated per
+// row from the batch): Write slices bigger batches. Keep it under the
+// server's flight.max_message_bytes.
+func MaxBatchBytes(n int64) OpenOption { return func(w *Writer) { w.maxBytes = max(n, 1) } }
+
 // Writer is one open DoPut stream. It is not safe for concurrent use.
 type Writer struct {
-	stream flight.FlightService_DoPutClient
+	maxRows, maxBytes int64 // Write's slicing
+	stream            flight.FlightService_DoPutClient
 	cancel context.CancelFunc
 	w      *flight.Writer
 	ready  Ready
@@ -143,7 +165,7 @@ type Writer struct {
 
 // Open starts a stream: it sends the descriptor with the schema and waits
 // for the server's ready message.
-func (c *Client) Open(ctx context.Context, d Descriptor, schema *arrow.Schema) (*Writer, error) {
+func (c *Client) Open(ctx context.Context, d Descriptor, schema *arrow.Schema, opts ...OpenOption) (*Writer, error) {
 	cmd, err := json.Marshal(d)
 	if err != nil {
 		return nil, err
@@ -154,7 +176,11 @@ func (c *Client) Open(ctx context.Context, d Descriptor, schema *arrow.Schema) (
 		cancel()
 		return nil, wrap(err, nil)
 	}
-	w := &Writer{stream: stream, cancel: cancel, acks: make(chan json.RawMessage, 64), wake: make(chan struct{})}
+	w := &Writer{stream: stream, cancel: cancel, acks: make(chan json.RawMessage, 64), wake: make(chan struct{}),
+		maxRows: DefaultMaxBatchRows, maxBytes: DefaultMaxBatchBytes}
+	for _, o := range opts {
+		o(w)
+	}
 	w.w = flight.NewRecordWriter(stream, ipc.WithSchema(schema))
 	w.w.SetFlightDescriptor(&flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: cmd})
 	go w.readAcks()
@@ -190,9 +216,54 @@ func (c *Client) Open(ctx context.Context, d Descriptor, schema *arrow.Schema) (
 // writer, the committed checkpoint and rows to resume from.
 func (w *Writer) Ready() Ready { return w.ready }
 
-// Write sends a record batch. A failed stream shows in the next
-// Checkpoint or Close.
+// Write sends a record batch, in slices of at most MaxBatchRows rows and
+// about MaxBatchBytes bytes. A failed stream shows in the next Checkpoint
+// or Close.
 func (w *Writer) Write(rec arrow.RecordBatch) error {
+	rows := rec.NumRows()
+	step := min(rows, w.maxRows)
+	if size := recordBytes(rec); rows > 0 && size > w.maxBytes {
+		step = min(step, max(1, rows*w.maxBytes/size))
+	}
+	if step >= rows {
+		return w.send(rec)
+	}
+	for off := int64(0); off < rows; off += step {
+		part := rec.NewSlice(off, min(off+step, rows))
+		err := w.send(part)
+		part.Release()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// recordBytes is the size of rec's buffers, children and dictionaries
+// included (a slice counts its whole buffers: an upper bound).
+func recordBytes(rec arrow.RecordBatch) int64 {
+	var n int64
+	var data func(d arrow.ArrayData)
+	data = func(d arrow.ArrayData) {
+		for _, b := range d.Buffers() {
+			if b != nil {
+				n += int64(b.Len())
+			}
+		}
+		for _, c := range d.Children() {
+			data(c)
+		}
+		if d.DataType().ID() == arrow.DICTIONARY {
+			data(d.Dictionary())
+		}
+	}
+	for _, col := range rec.Columns() {
+		data(col.Data())
+	}
+	return n
+}
+
+func (w *Writer) send(rec arrow.RecordBatch) error {
 	if err := w.w.Write(rec); err != nil && !errors.Is(err, io.EOF) {
 		return err
 	}

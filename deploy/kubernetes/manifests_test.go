@@ -772,3 +772,61 @@ func selfSignedFiles(t *testing.T) (certFile, keyFile string) {
 	}
 	return certFile, keyFile
 }
+
+// memoryFormula is config.yaml's memory formula as the docs write it.
+const memoryFormula = "128 MiB + 2 × flight.max_streams × (1.25 × kafka.max_buffered_bytes + flight.receive_window_bytes + 3 × flight.max_message_bytes + decoded)"
+
+// TestMemoryLimitFollowsFormula: the container's memory limit covers the
+// memory formula for the ConfigMap's settings (clients may compress and send
+// dictionaries), GOMEMLIMIT sits a little under the limit, and config.yaml,
+// the README and statefulset.yaml quote the same formula.
+func TestMemoryLimitFollowsFormula(t *testing.T) {
+	m := load(t)
+	bound := config.MemoryBound(loadConfigMap(t, m), true)
+	c := m.container(t)
+	limit := quantityBytes(t, c.Resources.Limits["memory"])
+	if limit < bound {
+		t.Errorf("memory limit %s (%d MiB) is under the memory formula's %d MiB for the ConfigMap's settings",
+			c.Resources.Limits["memory"], limit>>20, bound>>20)
+	}
+	if limit > bound*3/2 {
+		t.Errorf("memory limit %d MiB is far over the formula's %d MiB: lower it or raise the settings", limit>>20, bound>>20)
+	}
+	var gomemlimit int64
+	for _, e := range c.Env {
+		if e.Name == "GOMEMLIMIT" {
+			gomemlimit = quantityBytes(t, strings.TrimSuffix(e.Value, "B"))
+		}
+	}
+	if gomemlimit < limit*8/10 || gomemlimit >= limit {
+		t.Errorf("GOMEMLIMIT %d MiB should sit a little under the memory limit %d MiB", gomemlimit>>20, limit>>20)
+	}
+	t.Logf("ConfigMap settings: formula %d MiB, container limit %d MiB, GOMEMLIMIT %d MiB", bound>>20, limit>>20, gomemlimit>>20)
+	for _, file := range []string{"../../config.yaml", "../../README.md", "statefulset.yaml"} {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		text := strings.Join(strings.Fields(strings.NewReplacer("#", " ", "`", " ").Replace(string(b))), " ")
+		if !strings.Contains(text, memoryFormula) {
+			t.Errorf("%s does not quote the memory formula %q", file, memoryFormula)
+		}
+	}
+}
+
+// quantityBytes reads a Kubernetes memory quantity in Mi or Gi (or Go's
+// GOMEMLIMIT without its B).
+func quantityBytes(t *testing.T, q string) int64 {
+	t.Helper()
+	for suffix, shift := range map[string]uint{"Ki": 10, "Mi": 20, "Gi": 30} {
+		if v, ok := strings.CutSuffix(q, suffix); ok {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				t.Fatalf("quantity %q: %v", q, err)
+			}
+			return n << shift
+		}
+	}
+	t.Fatalf("quantity %q: want Ki, Mi or Gi", q)
+	return 0
+}

@@ -187,3 +187,30 @@ func setValue(f reflect.Value, s string) error {
 	}
 	return nil
 }
+
+// MemoryBaseBytes is the part of a server's memory that does not grow with
+// its streams: the Go runtime, gRPC, the Kafka clients.
+const MemoryBaseBytes = 128 << 20
+
+// MemoryBound is config.yaml's memory formula: the most resident memory
+// (RSS) a server with these settings reaches with every stream open and
+// writing as fast as it can,
+//
+//	128 MiB + 2 × flight.max_streams × (1.25 × kafka.max_buffered_bytes
+//	    + flight.receive_window_bytes + 3 × flight.max_message_bytes + decoded)
+//
+// per stream: its unacknowledged records, plus the chunk being built and
+// reused buffers (the 0.25); what the client may send ahead; the message
+// being received, the one being decoded and the next; decoded is
+// 2 × flight.max_batch_bytes when clients compress IPC bodies or send
+// dictionaries (a decompressed batch, the stream's dictionaries), else 0
+// (uncompressed bodies are read in place). The 2 is the Go collector's
+// headroom (GOGC=100); GOMEMLIMIT set a little under a container's limit
+// trades it for collector CPU. The README and deploy/kubernetes quote it.
+func MemoryBound(c Config, compressedOrDictionaries bool) int64 {
+	perStream := int64(c.Kafka.MaxBufferedBytes)*5/4 + int64(c.Flight.ReceiveWindowBytes) + 3*int64(c.Flight.MaxMessageBytes)
+	if compressedOrDictionaries {
+		perStream += 2 * c.Flight.MaxBatchBytes
+	}
+	return MemoryBaseBytes + 2*int64(c.Flight.MaxStreams)*perStream
+}

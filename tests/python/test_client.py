@@ -290,6 +290,34 @@ def test_split_batch_respects_the_limit():
     assert list(flightsink.split_batch(one, 10)) == [one]  # a row over the limit goes as it is
 
 
+def test_split_batch_by_rows():
+    batch = id_table(0, 2500).combine_chunks().to_batches()[0]
+    parts = list(flightsink.split_batch(batch, 1 << 30, max_rows=1000))
+    assert [p.num_rows for p in parts] == [1000, 1000, 500]
+    assert pa.Table.from_batches(parts).equals(pa.Table.from_batches([batch]))
+
+
+def test_run_end_encoded_batch_split_under_server_row_limit(server, make_topic, read_committed):
+    """A run-end encoded column is a few bytes for any number of rows: the client slices by rows too,
+    so a batch over the server's flight.max_batch_rows goes through; without slicing it is refused."""
+    loc = server(env={"FLIGHTSINK_FLIGHT_MAX_BATCH_ROWS": "1000"})
+    values = pa.RunEndEncodedArray.from_arrays(pa.array([3000, 6000], pa.int32()), pa.array(["a", "b"]))
+    table = pa.table({"id": pa.array(range(6000), pa.int64()), "v": values})
+    assert pa.ipc.get_record_batch_size(table.combine_chunks().to_batches()[0]) < 64 * 1024
+    topic = make_topic()
+    with flightsink.Writer(loc, topic, max_batch_rows=1000) as w:
+        assert w.write(table) == 6000
+    got = read_committed(topic)
+    assert sorted(json.loads(r.value)["id"] for r in got) == list(range(6000))
+    assert {json.loads(r.value)["v"] for r in got} == {"a", "b"}
+    with pytest.raises(flightsink.FlightsinkError) as info:
+        with flightsink.Writer(loc, topic, max_batch_rows=10_000) as w:
+            w.write(table)
+    assert info.value.reason == "batch_too_large"
+    assert "flight.max_batch_rows (1000)" in info.value.message
+    assert len(read_committed(topic)) == 6000
+
+
 def test_large_table_split_under_small_server_message_limit(server, make_topic, read_committed):
     loc = server(env={"FLIGHTSINK_FLIGHT_MAX_MESSAGE_BYTES": str(1 * MiB)})
     table = id_table(0, 20_000, pad=300)  # about 6 MiB in one record batch

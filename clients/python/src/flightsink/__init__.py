@@ -35,7 +35,7 @@ from ._errors import (
     UnimplementedError,
 )
 from ._stream import write_stream
-from ._writer import DEFAULT_MAX_BATCH_BYTES, Writer, split_batch, writer_status
+from ._writer import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_ROWS, Writer, split_batch, writer_status
 
 __version__ = "0.1.0"
 
@@ -45,6 +45,7 @@ __all__ = [
     "writer_status",
     "split_batch",
     "DEFAULT_MAX_BATCH_BYTES",
+    "DEFAULT_MAX_BATCH_ROWS",
     "Ready",
     "Ack",
     "Done",

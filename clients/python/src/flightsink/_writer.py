@@ -11,12 +11,22 @@ import pyarrow.flight as flight
 from ._acks import Ack, Done, Ready, WriterStatus
 from ._errors import FlightsinkError, ProtocolError, from_exception, parse_status
 
-__all__ = ["Writer", "writer_status", "DEFAULT_MAX_BATCH_BYTES", "to_record_batches", "split_batch"]
+__all__ = [
+    "Writer",
+    "writer_status",
+    "DEFAULT_MAX_BATCH_BYTES",
+    "DEFAULT_MAX_BATCH_ROWS",
+    "to_record_batches",
+    "split_batch",
+]
 
 #: Default upper bound for one record batch on the wire (its Arrow IPC size). The server refuses
 #: gRPC messages over ``flight.max_message_bytes`` (64 MiB by default); 16 MiB leaves room and
 #: keeps the server's memory per stream modest.
 DEFAULT_MAX_BATCH_BYTES = 16 << 20
+# Rows per message: far under the server's flight.max_batch_rows (50M by default), whatever the
+# batch's encoding (a run-end encoded or dictionary column is small in bytes but not in rows).
+DEFAULT_MAX_BATCH_ROWS = 1 << 20
 
 Location = Union[str, "flight.Location", Tuple[str, int]]
 Headers = Union[Mapping[Any, Any], Sequence[Tuple[Any, Any]], None]
@@ -62,10 +72,16 @@ def to_record_batches(data: Data, schema: Optional[pa.Schema] = None) -> Tuple[p
     )
 
 
-def split_batch(batch: pa.RecordBatch, max_bytes: int) -> Iterator[pa.RecordBatch]:
-    """Slices of batch whose Arrow IPC size (``pa.ipc.get_record_batch_size``: body and
-    metadata, dictionaries excluded as they travel in their own messages) is at most max_bytes.
+def split_batch(
+    batch: pa.RecordBatch, max_bytes: int, max_rows: int = DEFAULT_MAX_BATCH_ROWS
+) -> Iterator[pa.RecordBatch]:
+    """Slices of batch of at most max_rows rows whose Arrow IPC size (``pa.ipc.get_record_batch_size``:
+    body and metadata, dictionaries excluded as they travel in their own messages) is at most max_bytes.
     A single row larger than that is yielded as it is (the server will refuse it)."""
+    if batch.num_rows > max_rows:
+        for off in range(0, batch.num_rows, max_rows):
+            yield from split_batch(batch.slice(off, max_rows), max_bytes, max_rows)
+        return
     size = pa.ipc.get_record_batch_size(batch)
     n = batch.num_rows
     if size <= max_bytes or n <= 1:
@@ -73,7 +89,7 @@ def split_batch(batch: pa.RecordBatch, max_bytes: int) -> Iterator[pa.RecordBatc
         return
     step = max(1, int(n * (max_bytes / size) * 0.9))
     for off in range(0, n, step):
-        yield from split_batch(batch.slice(off, step), max_bytes)
+        yield from split_batch(batch.slice(off, step), max_bytes, max_rows)
 
 
 class _ReasonRecorder(flight.ClientMiddlewareFactory):  # type: ignore[misc]
@@ -180,6 +196,8 @@ class Writer:
             ``None`` for the server's default (``True``).
         max_batch_bytes: largest record batch sent in one message (its Arrow IPC size);
             bigger ones are sliced. Keep it under the server's ``flight.max_message_bytes``.
+        max_batch_rows: most rows sent in one message; longer batches are sliced. Keep it under
+            the server's ``flight.max_batch_rows``.
         compression: ``"lz4"`` or ``"zstd"`` to compress IPC bodies; ``None`` for none.
         call_headers: extra gRPC headers for the call (a mapping or pairs).
         tls_root_certs, cert_chain, private_key, override_hostname, disable_server_verification:
@@ -200,6 +218,7 @@ class Writer:
         writer_id: Optional[str] = None,
         commit_on_close: Optional[bool] = None,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
+        max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
         compression: Optional[str] = None,
         call_headers: Headers = None,
         tls_root_certs: Optional[bytes] = None,
@@ -215,6 +234,8 @@ class Writer:
             raise ValueError("topic must be a non-empty string")
         if max_batch_bytes < 1:
             raise ValueError("max_batch_bytes must be positive")
+        if max_batch_rows < 1:
+            raise ValueError("max_batch_rows must be positive")
         cmd: Dict[str, Any] = {"topic": topic}
         for key, value in (
             ("key_field", key_field),
@@ -228,6 +249,7 @@ class Writer:
         self._descriptor = flight.FlightDescriptor.for_command(json.dumps(cmd))
         self._topic = topic
         self._max_batch_bytes = int(max_batch_bytes)
+        self._max_batch_rows = int(max_batch_rows)
         self._compression = compression
         self._state = "new"  # new -> open -> closed
         self._schema: Optional[pa.Schema] = None
@@ -335,7 +357,7 @@ class Writer:
 
     def write(self, data: Data) -> int:
         """Send a Table, RecordBatch, RecordBatchReader or pandas DataFrame; returns the rows
-        sent. Batches over ``max_batch_bytes`` are sliced. Nothing is durable before the next
+        sent. Batches over ``max_batch_bytes`` or ``max_batch_rows`` are sliced. Nothing is durable before the next
         ``checkpoint()`` or ``close()``; a failure the server reported may surface here or in a
         later call."""
         self._check_usable()
@@ -346,7 +368,7 @@ class Writer:
             raise ValueError(f"schema differs from the stream's:\n{schema}\nvs. the stream's\n{self._schema}")
         sent = 0
         for batch in batches:
-            for part in split_batch(batch, self._max_batch_bytes):
+            for part in split_batch(batch, self._max_batch_bytes, self._max_batch_rows):
                 if part.num_rows == 0:
                     continue
                 try:
