@@ -288,3 +288,59 @@ func TestDictionaryDeltasBounded(t *testing.T) {
 	res := readResults(stream)
 	wantStatus(t, res, codes.ResourceExhausted, "batch_too_large", "makes the stream's dictionaries", "over flight.max_batch_bytes (1048576)")
 }
+
+// TestRowExpansionRefusedBeforeEncoding: a list or list view of millions of
+// booleans (a few hundred KB of bits), or views repeating one long string,
+// would encode to many MB for one row; the row is refused before it is
+// encoded, naming the row and max.message.bytes.
+func TestRowExpansionRefusedBeforeEncoding(t *testing.T) {
+	env := startServer(t)
+	mem := memory.DefaultAllocator
+	bits := memory.NewBufferBytes(make([]byte, 4_000_000/8)) // 4M false values
+	bools := array.NewData(arrow.FixedWidthTypes.Boolean, 4_000_000, []*memory.Buffer{nil, bits}, nil, 0, 0)
+	defer bools.Release()
+	listOf := func(dt arrow.DataType, rows int, offsets, sizes []int32, child arrow.ArrayData) arrow.Array {
+		bufs := []*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(offsets))}
+		if sizes != nil {
+			bufs = append(bufs, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes(sizes)))
+		}
+		d := array.NewData(dt, rows, bufs, []arrow.ArrayData{child}, 0, 0)
+		defer d.Release()
+		return array.MakeFromData(d)
+	}
+	sv := array.NewStringViewBuilder(mem)
+	long := strings.Repeat("v", 300_000)
+	for i := 0; i < 10; i++ {
+		sv.Append(long) // each view its own copy here; a client can point all at one
+	}
+	views := sv.NewArray()
+	sv.Release()
+	defer views.Release()
+	for _, tc := range []struct {
+		name string
+		col  arrow.Array
+		row  int
+	}{
+		// row 0: 10 booleans, row 1: the other 3,999,990
+		{"list", listOf(arrow.ListOf(arrow.FixedWidthTypes.Boolean), 2, []int32{0, 10, 4_000_000}, nil, bools), 1},
+		// every row views the same 2M booleans
+		{"list_view", listOf(arrow.ListViewOf(arrow.FixedWidthTypes.Boolean), 3, []int32{0, 0, 0}, []int32{5, 2_000_000, 2_000_000}, bools), 1},
+		// 10 × 300 KB in one list of views: 3 MB in one row
+		{"list_of_views", listOf(arrow.ListOf(arrow.BinaryTypes.StringView), 1, []int32{0, 10}, nil, views.Data()), 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			defer tc.col.Release()
+			topic := kafkatest.TopicName(t)
+			kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+			schema := arrow.NewSchema([]arrow.Field{{Name: "l", Type: tc.col.DataType(), Nullable: true}}, nil)
+			rec := array.NewRecordBatch(schema, []arrow.Array{tc.col}, int64(tc.col.Len()))
+			defer rec.Release()
+			res := env.put(t, cmdDesc(map[string]any{"topic": topic, "delivery": "at_least_once"}), schema, batch(rec))
+			wantStatus(t, res, codes.InvalidArgument, "bad_row", fmt.Sprintf("stream row %d (batch 0, row %d)", tc.row, tc.row),
+				"its lists have more elements, or its views more bytes")
+			if n := len(kafkatest.ReadUncommitted(t, env.brokers, topic)); n != 0 {
+				t.Fatalf("%d records in Kafka", n)
+			}
+		})
+	}
+}

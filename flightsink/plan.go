@@ -75,13 +75,15 @@ type plan struct {
 	staticHeaders                      []kgo.RecordHeader
 	provenance                         bool
 
-	bytesPerRow int        // running estimate that sizes each batch's buffer
-	spans       []span     // scratch: value, key and header byte ranges of one batch
-	hdrs        []hdrRef   // scratch: headers of one batch
-	hdrStart    []int      // scratch: each row's first entry in hdrs
-	pool        *batchPool // acknowledged batches to encode into; nil: allocate each
-	chunkBytes  int        // the most one encode call builds (records and their bytes)
-	bound       bound      // the columns of the batch being encoded
+	bytesPerRow int         // running estimate that sizes each batch's buffer
+	spans       []span      // scratch: value, key and header byte ranges of one batch
+	hdrs        []hdrRef    // scratch: headers of one batch
+	hdrStart    []int       // scratch: each row's first entry in hdrs
+	pool        *batchPool  // acknowledged batches to encode into; nil: allocate each
+	chunkBytes  int         // the most one encode call builds (records and their bytes)
+	bound       bound       // the columns of the batch being encoded
+	floorCols   []int       // the columns that go into a record (value, key, headers)
+	floor       *valueFloor // the bound batch's lower bound of a row's size; nil: nothing to check
 	intern      map[string]string
 }
 
@@ -189,8 +191,39 @@ func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, env plan
 	for k, v := range d.Headers {
 		p.staticHeaders = append(p.staticHeaders, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
+	p.floorCols = recordColumns(schema, p)
 	p.provenance = d.ProvenanceHeaders
 	return p, nil
+}
+
+// recordColumns are the columns whose values go into a record: the value's
+// (all, the projection, or the raw value column), the key and the headers.
+func recordColumns(schema *arrow.Schema, p *plan) []int {
+	var cols []int
+	byName := func(name string) {
+		if name != "" {
+			cols = append(cols, schema.FieldIndices(name)...)
+		}
+	}
+	switch {
+	case p.raw != nil:
+		name := p.d.ValueField
+		if name == "" {
+			name = schema.Field(0).Name
+		}
+		byName(name)
+	case p.proj != nil:
+		cols = append(cols, p.proj...)
+	default:
+		for i := range schema.Fields() {
+			cols = append(cols, i)
+		}
+	}
+	byName(p.d.KeyField)
+	if p.hdrCol >= 0 {
+		cols = append(cols, p.hdrCol)
+	}
+	return cols
 }
 
 func schemaError(key string, err error) *Error {
@@ -329,6 +362,7 @@ func (p *plan) bind(rec arrow.RecordBatch, batch int64) error {
 		b.hdrs = newHeaderReader(rec.Column(p.hdrCol))
 	}
 	p.bound = b
+	p.floor = bindFloor(rec, p.floorCols)
 	return nil
 }
 
@@ -380,6 +414,14 @@ func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now tim
 		}
 		start := len(buf)
 		tombstone := b.tomb != nil && b.tomb.IsValid(i) && b.tomb.Value(i)
+		if p.floor != nil && !tombstone {
+			// what a few bytes on the wire expand into, checked before encoding
+			if limit := int64(info.MaxMessageBytes) - recordOverhead; p.floor.row(i, limit) > limit {
+				return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf(
+					"its record would be over topic %q's max.message.bytes (%d): its lists have more elements, or its views more bytes, than that",
+					r.Topic, info.MaxMessageBytes))
+			}
+		}
 		value := span{-1, -1}
 		switch {
 		case tombstone:

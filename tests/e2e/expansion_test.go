@@ -155,6 +155,23 @@ auth:
 		t.Fatalf("%d records of refused batches in Kafka", n)
 	}
 
+	// one row: a list of 400M booleans, 50 MB of bits that zstd sends in a few KB and that encode to
+	// 2.4 GB of JSON: refused before it is encoded
+	bits := memory.NewBufferBytes(make([]byte, 400_000_000/8))
+	boolData := array.NewData(arrow.FixedWidthTypes.Boolean, 400_000_000, []*memory.Buffer{nil, bits}, nil, 0, 0)
+	listData := array.NewData(arrow.ListOf(arrow.FixedWidthTypes.Boolean), 1,
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes([]int32{0, 400_000_000}))},
+		[]arrow.ArrayData{boolData}, 0, 0)
+	lists := array.MakeFromData(listData)
+	listRec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "l", Type: lists.DataType(), Nullable: true}}, nil),
+		[]arrow.Array{lists}, 1)
+	res = rawPut(t, client, topic, "exactly_once", ipcMessages(t, listRec, []ipc.Option{ipc.WithZstd()}), nil)
+	listRec.Release()
+	lists.Release()
+	listData.Release()
+	boolData.Release()
+	wantCode(t, res, codes.InvalidArgument, "bad_row", "stream row 0 (batch 0, row 0)", "its lists have more elements")
+
 	// still serving
 	res = rawPut(t, client, topic, "exactly_once", ipcMessages(t, small, nil), nil)
 	small.Release()
