@@ -380,6 +380,10 @@ const recordStructBytes = int(unsafe.Sizeof(kgo.Record{}))
 func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now time.Time) (out *batchRecords, next int, err error) {
 	b := &p.bound
 	out = p.pool.get()
+	// sized from the rows so far: what this chunk will most likely hold
+	if want := min(rows-from, p.chunkBytes/(p.bytesPerRow+recordStructBytes)+1); cap(out.records) < want {
+		out.records = make([]kgo.Record, 0, want)
+	}
 	out.records = out.records[:0]
 	buf := out.buf[:0]
 	if want := min((rows-from)*p.bytesPerRow, p.chunkBytes) + 64; cap(buf) < want {
