@@ -11,6 +11,7 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 
+	"github.com/flightsink/flightsink/kafka"
 	"github.com/flightsink/flightsink/kafka/encode"
 )
 
@@ -67,6 +68,15 @@ type Descriptor struct {
 	ProvenanceHeaders bool               // flightsink-writer, -checkpoint, -row headers
 	PartitionField    string             // integer column choosing the partition
 	TopicField        string             // utf8 column choosing each row's topic
+}
+
+// recordOptions are the descriptor's choices of what each record looks like.
+func (d *Descriptor) recordOptions() *kafka.RecordOptions {
+	return &kafka.RecordOptions{Topic: d.Topic, Format: kafka.Format(d.Format), JSON: d.JSON, JSONIncludeSchema: d.JSONIncludeSchema,
+		ValueFields: d.ValueFields, ExcludeFields: d.ExcludeFields, ValueField: d.ValueField, Subject: d.Subject,
+		KeyField: d.KeyField, TimestampField: d.TimestampField, TombstoneField: d.TombstoneField, HeadersField: d.HeadersField,
+		Headers: d.Headers, ProvenanceHeaders: d.ProvenanceHeaders, PartitionField: d.PartitionField, TopicField: d.TopicField,
+		WriterID: d.WriterID}
 }
 
 // rawDescriptor mirrors the CMD JSON object; pointers tell absent from empty.

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	pb "github.com/apache/arrow-go/v18/arrow/flight/gen/flight"
-	"github.com/twmb/franz-go/pkg/kerr"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
@@ -117,7 +116,7 @@ func (st *stream) ingestTopic(cmd *pb.CommandStatementIngest) (kafka.TopicInfo, 
 		return info, newError(codes.FailedPrecondition, ReasonTopicMissing,
 			"ingest asks to create topic %q, but kafka.create_topics is off; create the topic first or turn the setting on", topic)
 	}
-	if err := sink.CreateTopic(st.ctx, topic); err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
+	if err := sink.CreateTopic(st.ctx, topic); err != nil {
 		return info, err
 	}
 	st.log.Info().Str("topic", topic).Msg("created topic for a Flight SQL ingest")

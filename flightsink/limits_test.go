@@ -272,17 +272,19 @@ func TestDictionaryDeltasBounded(t *testing.T) {
 	}
 	desc := cmdDesc(map[string]any{"topic": topic, "delivery": "at_least_once", "format": "raw_string"})
 	_ = stream.Send(&flight.FlightData{FlightDescriptor: desc, DataHeader: msgs[0].Header})
-	deltas := 0
-	for _, m := range msgs[1:] { // every dictionary message, no record batch
+	var dicts []ipcheader.Message
+	for _, m := range msgs[1:] {
 		if h, _ := ipcheader.Read(m.Header, m.Body); h.Kind == ipcheader.KindDictionaryBatch {
-			deltas++
-			if err := stream.Send(&flight.FlightData{DataHeader: m.Header, DataBody: m.Body}); err != nil {
-				break
-			}
+			dicts = append(dicts, m)
 		}
 	}
-	if deltas != 12 {
-		t.Fatalf("%d dictionary messages, want 12", deltas)
+	if len(dicts) != 12 {
+		t.Fatalf("%d dictionary messages, want 12", len(dicts))
+	}
+	for _, m := range dicts { // every dictionary message, no record batch
+		if err := stream.Send(&flight.FlightData{DataHeader: m.Header, DataBody: m.Body}); err != nil {
+			break // the server ended the stream: its status says why
+		}
 	}
 	_ = stream.CloseSend()
 	res := readResults(stream)

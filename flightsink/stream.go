@@ -30,7 +30,7 @@ type stream struct {
 
 	desc     *Descriptor
 	delivery Delivery
-	plan     *plan
+	plan     *kafka.Plan
 	writer   kafka.Writer
 
 	rows           int64 // rows read from the client so far (the next row's stream number)
@@ -54,7 +54,7 @@ type stream struct {
 	// kafka.max_buffered_bytes, together with what is still unacknowledged)
 	// until the commit is done, then produced into the next transaction.
 	pending   *pendingCommit
-	held      []*batchRecords
+	held      []*kafka.Records
 	heldBytes int
 }
 
@@ -162,12 +162,12 @@ func (st *stream) run() (err error) {
 	}
 	defer reader.Release()
 	limits.schema = reader.Schema()
-	if st.plan, err = newPlan(reader.Schema(), st.desc, topic, st.planEnv()); err != nil {
-		return err
+	if st.plan, err = kafka.NewPlan(reader.Schema(), st.desc.recordOptions(), topic, st.register()); err != nil {
+		return planError(err)
 	}
 	buffered := st.srv.sink.Config().MaxBufferedBytes
-	st.plan.pool = newBatchPool(buffered / 8)
-	st.plan.chunkBytes = min(max(buffered/8, 1<<20), 16<<20)
+	st.plan.UsePool(kafka.NewRecordPool(buffered / 8))
+	st.plan.SetChunkBytes(min(max(buffered/8, 1<<20), 16<<20))
 
 	if err := st.openWriter(); err != nil {
 		return err
@@ -178,8 +178,8 @@ func (st *stream) run() (err error) {
 		st.acks.Ready(st.readyMessage())
 	}
 	ev := st.log.Info()
-	if st.plan.avroSchema != "" && st.plan.prefix == nil {
-		ev = ev.RawJSON("avro_schema", []byte(st.plan.avroSchema)) // bare datums: how a consumer gets the schema
+	if schema := st.plan.AvroSchema(); schema != "" && !st.plan.Registered() {
+		ev = ev.RawJSON("avro_schema", []byte(schema)) // bare datums: how a consumer gets the schema
 	}
 	ev.Bool("flight_sql_ingest", st.ingest != nil).Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
 		Int64("resumed_rows", st.resumedRows).Msg("stream open")
@@ -243,22 +243,25 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	}
 	st.batches++
 	batch := st.batches - 1
-	if err := st.plan.bind(rec, batch); err != nil {
+	if err := st.plan.Bind(rec); err != nil {
+		return badStream("record batch %d does not match the stream's schema: %v", batch, err)
+	}
+	if err := st.resolveTopics(batch); err != nil {
 		return err
 	}
 	rows, now := int(rec.NumRows()), time.Now()
-	first, next, err := st.plan.encode(rows, 0, st.rows, batch, unit, now)
+	first, next, err := st.plan.Encode(rows, 0, st.rows, unit, now)
 	if err != nil {
-		return err
+		return st.rowError(batch, err)
 	}
 	if next < rows && st.delivery != ExactlyOnce {
 		// Check the rest first, reusing one chunk's memory.
 		for from := next; from < rows; {
-			var chunk *batchRecords
-			if chunk, from, err = st.plan.encode(rows, from, st.rows, batch, unit, now); err != nil {
-				return err
+			var chunk *kafka.Records
+			if chunk, from, err = st.plan.Encode(rows, from, st.rows, unit, now); err != nil {
+				return st.rowError(batch, err)
 			}
-			chunk.recycle()
+			chunk.Recycle()
 		}
 	}
 	for from := next; ; {
@@ -268,8 +271,8 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 		if from >= rows {
 			break
 		}
-		if first, from, err = st.plan.encode(rows, from, st.rows, batch, unit, now); err != nil {
-			return err
+		if first, from, err = st.plan.Encode(rows, from, st.rows, unit, now); err != nil {
+			return st.rowError(batch, err)
 		}
 	}
 	st.rows += int64(rows)
@@ -279,14 +282,14 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 // emit produces one chunk of records, or holds it while a background
 // commit runs and the producer's budget has room (produced into the next
 // transaction once the commit is done).
-func (st *stream) emit(recs *batchRecords) error {
+func (st *stream) emit(recs *kafka.Records) error {
 	if p := st.pending; p != nil {
 		select {
 		case <-p.done:
 		default:
 			// The commit is still running: hold the batch while the
 			// producer's budget has room for it.
-			size := recs.size()
+			size := recs.Size()
 			if pending, limit := st.writer.Backlog(); pending+st.heldBytes+size <= limit || len(st.held) == 0 && pending == 0 {
 				st.held = append(st.held, recs)
 				st.heldBytes += size
@@ -301,15 +304,12 @@ func (st *stream) emit(recs *batchRecords) error {
 }
 
 // send hands a batch's records to the writer.
-func (st *stream) send(recs *batchRecords) error {
-	var acked func()
-	if recs.pool != nil {
-		acked = recs.recycle
-	}
-	if err := st.writer.ProduceBatch(st.ctx, recs.records, acked); err != nil {
+func (st *stream) send(recs *kafka.Records) error {
+	n, bytes := recs.Len(), recs.Bytes() // recs may be recycled once handed over
+	if err := st.writer.Produce(st.ctx, recs); err != nil {
 		return err
 	}
-	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(len(recs.records)), int64(len(recs.buf)))
+	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(n), int64(bytes))
 	return nil
 }
 
@@ -624,19 +624,66 @@ func (st *stream) lookupTopic(topic string) (kafka.TopicInfo, error) {
 	return st.srv.sink.Topic(st.ctx, topic)
 }
 
-// planEnv gives the plan topic look-ups and, with a registry, schema
-// registration: a refused schema is FailedPrecondition quoting the
-// registry, before any row is written.
-func (st *stream) planEnv() planEnv {
-	env := planEnv{lookup: st.lookupTopic}
-	if reg := st.srv.sink.Registry(); reg != nil {
-		env.register = func(subject, schema string) (int, error) {
-			id, err := reg.Register(st.ctx, subject, schema)
-			if errors.Is(err, kafka.ErrSchemaRejected) {
-				return 0, &Error{Code: codes.FailedPrecondition, Reason: ReasonSchemaRejected, Msg: err.Error(), Err: err}
-			}
-			return id, err
-		}
+// register is the plan's schema registration, nil without a registry: a
+// refused schema is FailedPrecondition quoting the registry, before any
+// row is written.
+func (st *stream) register() kafka.RegisterFunc {
+	reg := st.srv.sink.Registry()
+	if reg == nil {
+		return nil
 	}
-	return env
+	return func(subject, schema string) (int, error) {
+		id, err := reg.Register(st.ctx, subject, schema)
+		if errors.Is(err, kafka.ErrSchemaRejected) {
+			return 0, &Error{Code: codes.FailedPrecondition, Reason: ReasonSchemaRejected, Msg: err.Error(), Err: err}
+		}
+		return id, err
+	}
+}
+
+// resolveTopics checks and looks up, once per stream, every topic_field
+// topic the bound batch names that the plan does not know yet, before any
+// row is encoded; an error names the first row with that topic.
+func (st *stream) resolveTopics(batch int64) error {
+	unknown, err := st.plan.UnknownTopics()
+	if err != nil {
+		return st.rowError(batch, err)
+	}
+	for _, u := range unknown {
+		info, err := st.lookupTopic(u.Name)
+		if err != nil {
+			if errors.Is(err, kafka.ErrUnavailable) {
+				return err
+			}
+			e := classify(err)
+			return &Error{Code: e.Code, Reason: e.Reason, Err: err, Msg: fmt.Sprintf(
+				"stream row %d (batch %d, row %d): topic_field: %s; no row of this batch was written", st.rows+int64(u.Row), batch, u.Row, e.Msg)}
+		}
+		st.plan.AddTopic(u.Name, info)
+	}
+	return nil
+}
+
+// rowError names the row of a *kafka.RowError by its stream row number;
+// its whole batch is rejected.
+func (st *stream) rowError(batch int64, err error) error {
+	var re *kafka.RowError
+	if !errors.As(err, &re) {
+		return err
+	}
+	return &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Err: err, Msg: fmt.Sprintf(
+		"stream row %d (batch %d, row %d): %s; no row of this batch was written", st.rows+int64(re.Row), batch, re.Row, re.Problem)}
+}
+
+// planError maps what kafka.NewPlan refuses to the stream's statuses.
+func planError(err error) error {
+	var oe *kafka.OptionError
+	var se *kafka.SchemaError
+	switch {
+	case errors.As(err, &oe):
+		return badDescriptor(oe.Msg)
+	case errors.As(err, &se):
+		return &Error{Code: codes.InvalidArgument, Reason: ReasonBadSchema, Msg: se.Msg, Err: err}
+	}
+	return err
 }

@@ -191,6 +191,10 @@ type exactlyOnce struct {
 	txnStart time.Time // first record of the open transaction
 }
 
+func (w *exactlyOnce) Produce(ctx context.Context, recs *Records) error {
+	return w.ProduceBatch(ctx, recs.records, recs.acked())
+}
+
 func (w *exactlyOnce) ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error {
 	if w.txnStart.IsZero() && len(recs) > 0 {
 		w.txnStart = time.Now()

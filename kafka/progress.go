@@ -158,12 +158,8 @@ func (s *Sink) ensureProgressTopic(ctx context.Context) (int, error) {
 	info, err := s.describe(ctx, s.cfg.ProgressTopic)
 	if errors.Is(err, ErrTopicMissing) {
 		compact := "compact"
-		resp, cerr := s.admin.CreateTopic(ctx, s.cfg.ProgressTopicPartitions, -1,
-			map[string]*string{"cleanup.policy": &compact}, s.cfg.ProgressTopic)
-		if cerr == nil {
-			cerr = resp.Err
-		}
-		if cerr != nil && !errors.Is(cerr, kerr.TopicAlreadyExists) {
+		if cerr := s.createTopic(ctx, s.cfg.ProgressTopic, s.cfg.ProgressTopicPartitions,
+			map[string]*string{"cleanup.policy": &compact}); cerr != nil {
 			return 0, fmt.Errorf("kafka.progress_topic: creating %q: %w", s.cfg.ProgressTopic, cerr)
 		}
 		s.log.Info().Str("topic", s.cfg.ProgressTopic).Msg("created the compacted writer progress topic")

@@ -205,11 +205,7 @@ func (s *Sink) Topic(ctx context.Context, topic string) (TopicInfo, error) {
 	defer cancel()
 	info, err := s.describe(ctx, topic)
 	if errors.Is(err, ErrTopicMissing) && s.cfg.CreateTopics {
-		resp, cerr := s.admin.CreateTopic(ctx, -1, -1, nil, topic)
-		if cerr == nil {
-			cerr = resp.Err
-		}
-		if cerr != nil && !errors.Is(cerr, kerr.TopicAlreadyExists) {
+		if cerr := s.createTopic(ctx, topic, -1, nil); cerr != nil {
 			return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("creating topic %q (kafka.create_topics is on): %w", topic, cerr))
 		}
 		s.log.Info().Str("topic", topic).Msg("created topic (kafka.create_topics is on)")
@@ -329,18 +325,27 @@ func (s *Sink) ListTopics(ctx context.Context) ([]string, error) {
 }
 
 // CreateTopic creates a topic with the broker's default partitions and
-// replication; kerr.TopicAlreadyExists tells that it exists.
+// replication; a topic that exists already is no error.
 func (s *Sink) CreateTopic(ctx context.Context, topic string) error {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
-	resp, err := s.admin.CreateTopic(ctx, -1, -1, nil, topic)
+	if err := s.createTopic(ctx, topic, -1, nil); err != nil {
+		return s.unavailable(ctx, fmt.Errorf("creating topic %q: %w", topic, err))
+	}
+	_, err := s.describeRetry(ctx, topic)
+	return err
+}
+
+// createTopic creates topic with the broker's default replication (and
+// partitions, for -1); a topic that exists already is no error.
+func (s *Sink) createTopic(ctx context.Context, topic string, partitions int32, configs map[string]*string) error {
+	resp, err := s.admin.CreateTopic(ctx, partitions, -1, configs, topic)
 	if err == nil {
 		err = resp.Err
 	}
-	if err != nil {
-		return s.unavailable(ctx, fmt.Errorf("creating topic %q: %w", topic, err))
+	if errors.Is(err, kerr.TopicAlreadyExists) {
+		return nil
 	}
-	_, err = s.describeRetry(ctx, topic)
 	return err
 }
 

@@ -26,6 +26,9 @@ type Writer interface {
 	// caller may reuse them). acked may be nil. It returns the first error
 	// of any earlier record of this writer.
 	ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error
+	// Produce is ProduceBatch for records a Plan built: they go back to
+	// their pool once acknowledged.
+	Produce(ctx context.Context, recs *Records) error
 	// Checkpoint makes every record produced so far durable: at-least-once
 	// waits for this writer's own records to be acknowledged (not for other
 	// streams' records); exactly-once commits the open transaction.
@@ -250,6 +253,10 @@ type atLeastOnce struct {
 	cl      *kgo.Client
 	bg      context.Context          // the sink's context: see Produce
 	promise func(*kgo.Record, error) // one closure for all records: no per-record allocation
+}
+
+func (w *atLeastOnce) Produce(ctx context.Context, recs *Records) error {
+	return w.ProduceBatch(ctx, recs.records, recs.acked())
 }
 
 func (w *atLeastOnce) ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error {

@@ -29,13 +29,16 @@ import (
 )
 
 // The expansion test's settings. The server process runs under a hard
-// limit on its address space (ulimit -v), far below what the batches
-// expand into: a Go runtime that ran out of it dies with "fatal error: out
-// of memory", which nothing recovers.
+// memory limit far below what the batches expand into: a Go runtime that
+// runs out of it dies with "fatal error: out of memory", which nothing
+// recovers. The limit is on its data memory (ulimit -d: heap, stacks,
+// every writable private mapping), not its address space (ulimit -v): the
+// Go runtime reserves about 1.7 GiB of address space it never touches, so a
+// -v limit measures reservations, not memory.
 const (
-	expVMKB          = 2_000_000 // ~1.9 GiB of address space; an idle server maps ~1.7 GiB (mostly reserved, not resident)
-	expRows          = 45_000
-	expValueBytes    = 100_000 // 45,000 × 100 KB = 4.5 GB of record values, 3 × the limit
+	expDataKB        = 400_000 // ~390 MiB
+	expRows          = 20_000
+	expValueBytes    = 100_000 // 20,000 × 100 KB = 2 GB of record values, 5 × the limit
 	expBufferedBytes = 16 << 20
 	expMessageBytes  = 4 << 20
 	expWindowBytes   = 1 << 20
@@ -53,15 +56,15 @@ func expBound() int64 {
 }
 
 // TestExpansionBounded: a least-privileged principal's run-end encoded and
-// dictionary encoded batches (a few hundred KB each) expand into 4.5 GB of
-// records each, three times the server's hard memory limit: they stream
+// dictionary encoded batches (a few hundred KB each) expand into 2 GB of
+// records each, five times the server's hard memory limit: they stream
 // through in chunks, every row lands in Kafka, and the server's peak RSS
 // stays within the documented bound. The same over flight.max_batch_rows,
 // and a zstd body declaring 8 GB uncompressed, are ResourceExhausted with
 // nothing produced. The server stays alive throughout.
 func TestExpansionBounded(t *testing.T) {
 	brokers := testBrokers(t)
-	srv := startServer(t, serverConfig{brokers: brokers, replica: "expansion", prefix: uniquePrefix(t), vmKB: expVMKB,
+	srv := startServer(t, serverConfig{brokers: brokers, replica: "expansion", prefix: uniquePrefix(t), dataKB: expDataKB,
 		extra: []string{"--config", writeConfig(t, `
 auth:
   tokens:
@@ -76,7 +79,7 @@ auth:
 			fmt.Sprintf("FLIGHTSINK_FLIGHT_MAX_MESSAGE_BYTES=%d", expMessageBytes),
 			fmt.Sprintf("FLIGHTSINK_FLIGHT_RECEIVE_WINDOW_BYTES=%d", expWindowBytes),
 			"FLIGHTSINK_FLIGHT_MAX_BATCH_ROWS=100000",
-			"FLIGHTSINK_KAFKA_COMPRESSION=zstd", // the broker's disk holds a few MB, not 9 GB
+			"FLIGHTSINK_KAFKA_COMPRESSION=zstd", // the broker's disk holds a few MB, not 4 GB
 		}})
 	conn, err := grpc.NewClient(srv.addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
@@ -127,8 +130,8 @@ auth:
 			float64(expRows*expValueBytes)/1e9, putTime.Round(time.Millisecond), time.Since(scanStart).Round(time.Millisecond))
 	}
 	hwm := procStatus(srv.cmd.Process.Pid, "VmHWM")
-	t.Logf("2 batches of %d rows expanded into %.1f GB of records each in %v; server peak RSS %d MiB (bound %d MiB, address space limit %d MiB)",
-		expRows, float64(expRows*expValueBytes)/1e9, time.Since(began).Round(time.Millisecond), hwm>>20, expBound()>>20, expVMKB>>10)
+	t.Logf("2 batches of %d rows expanded into %.1f GB of records each in %v; server peak RSS %d MiB (bound %d MiB, data memory limit %d MiB)",
+		expRows, float64(expRows*expValueBytes)/1e9, time.Since(began).Round(time.Millisecond), hwm>>20, expBound()>>20, expDataKB>>10)
 	if hwm == 0 || hwm > expBound() {
 		t.Fatalf("server peak RSS %d MiB, bound %d MiB", hwm>>20, expBound()>>20)
 	}
@@ -155,12 +158,12 @@ auth:
 		t.Fatalf("%d records of refused batches in Kafka", n)
 	}
 
-	// one row: a list of 400M booleans, 50 MB of bits that zstd sends in a few KB and that encode to
-	// 2.4 GB of JSON: refused before it is encoded
-	bits := memory.NewBufferBytes(make([]byte, 400_000_000/8))
-	boolData := array.NewData(arrow.FixedWidthTypes.Boolean, 400_000_000, []*memory.Buffer{nil, bits}, nil, 0, 0)
+	// one row: a list of 200M booleans, 25 MB of bits that zstd sends in a few KB and that encode to
+	// 1.2 GB of JSON: refused before it is encoded
+	bits := memory.NewBufferBytes(make([]byte, 200_000_000/8))
+	boolData := array.NewData(arrow.FixedWidthTypes.Boolean, 200_000_000, []*memory.Buffer{nil, bits}, nil, 0, 0)
 	listData := array.NewData(arrow.ListOf(arrow.FixedWidthTypes.Boolean), 1,
-		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes([]int32{0, 400_000_000}))},
+		[]*memory.Buffer{nil, memory.NewBufferBytes(arrow.Int32Traits.CastToBytes([]int32{0, 200_000_000}))},
 		[]arrow.ArrayData{boolData}, 0, 0)
 	lists := array.MakeFromData(listData)
 	listRec := array.NewRecordBatch(arrow.NewSchema([]arrow.Field{{Name: "l", Type: lists.DataType(), Nullable: true}}, nil),

@@ -58,7 +58,7 @@ type server struct {
 	addr string
 	args []string
 	env  []string
-	vmKB int // ulimit -v of the process, 0 for none
+	dataKB int // ulimit -d of the process, 0 for none
 	cmd  *exec.Cmd
 	logs *bytes.Buffer
 	mu   *sync.Mutex
@@ -72,7 +72,7 @@ type serverConfig struct {
 	prefix  string   // kafka.transactional_id_prefix, unique per test so tests do not share pool ids
 	extra   []string // more arguments of serve
 	env     []string // more environment
-	vmKB    int      // a hard limit on the process's virtual memory (ulimit -v, KiB); 0 for none
+	dataKB  int      // a hard limit on the process's data memory (ulimit -d, KiB); 0 for none
 }
 
 func freeAddr(t *testing.T) string {
@@ -88,7 +88,7 @@ func freeAddr(t *testing.T) string {
 // startServer starts a flightsink process and waits until it serves.
 func startServer(t *testing.T, c serverConfig) *server {
 	t.Helper()
-	s := &server{t: t, addr: freeAddr(t), vmKB: c.vmKB,
+	s := &server{t: t, addr: freeAddr(t), dataKB: c.dataKB,
 		env: append(os.Environ(),
 			"FLIGHTSINK_KAFKA_REPLICA="+c.replica,
 			"FLIGHTSINK_KAFKA_TRANSACTIONAL_ID_PREFIX="+c.prefix,
@@ -113,8 +113,8 @@ func (s *server) start() {
 	s.t.Helper()
 	s.logs, s.mu, s.done = &bytes.Buffer{}, &sync.Mutex{}, make(chan struct{})
 	s.cmd = exec.Command(binary(s.t), append(s.args, "--listen", s.addr)...)
-	if s.vmKB > 0 { // bash sets the limit, then becomes the server (same pid)
-		s.cmd = exec.Command("bash", append([]string{"-c", fmt.Sprintf(`ulimit -v %d && exec "$0" "$@"`, s.vmKB), binary(s.t)},
+	if s.dataKB > 0 { // bash sets the limit, then becomes the server (same pid)
+		s.cmd = exec.Command("bash", append([]string{"-c", fmt.Sprintf(`ulimit -d %d && exec "$0" "$@"`, s.dataKB), binary(s.t)},
 			append(s.args, "--listen", s.addr)...)...)
 	}
 	s.cmd.Env = s.env

@@ -1,4 +1,4 @@
-package flightsink
+package kafka
 
 import (
 	"fmt"
@@ -8,8 +8,6 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-
-	"github.com/flightsink/flightsink/kafka"
 )
 
 // BenchmarkFormats encodes 10k narrow rows into Kafka records per format
@@ -36,15 +34,15 @@ func BenchmarkFormats(b *testing.B) {
 	rec := bld.NewRecordBatch()
 	bld.Release()
 	defer rec.Release()
-	info := kafka.TopicInfo{Topic: "t", Partitions: 6, MaxMessageBytes: 1 << 20,
+	info := TopicInfo{Topic: "t", Partitions: 6, MaxMessageBytes: 1 << 20,
 		TimestampBeforeMax: 1<<63 - 1, TimestampAfterMax: 1<<63 - 1}
 	for _, format := range []Format{FormatJSON, FormatAvro, FormatRawString} {
 		b.Run(string(format), func(b *testing.B) {
-			d := &Descriptor{Topic: "t", Format: format, KeyField: "user", TimestampField: "ts"}
+			d := &RecordOptions{Topic: "t", Format: format, KeyField: "user", TimestampField: "ts"}
 			if format == FormatRawString {
 				d.ValueField = "user"
 			}
-			p, err := newPlan(schema, d, info, planEnv{})
+			p, err := NewPlan(schema, d, info, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -62,18 +60,18 @@ func BenchmarkFormats(b *testing.B) {
 }
 
 // encodeBatch encodes every row of rec, chunk by chunk, as a stream does.
-func encodeBatch(p *plan, rec arrow.RecordBatch) (records int, err error) {
-	if err := p.bind(rec, 0); err != nil {
+func encodeBatch(p *Plan, rec arrow.RecordBatch) (records int, err error) {
+	if err := p.Bind(rec); err != nil {
 		return 0, err
 	}
 	now := time.Now()
 	for from, rows := 0, int(rec.NumRows()); from < rows; {
-		var out *batchRecords
-		if out, from, err = p.encode(rows, from, 0, 0, 1, now); err != nil {
+		var out *Records
+		if out, from, err = p.Encode(rows, from, 0, 1, now); err != nil {
 			return records, err
 		}
-		records += len(out.records)
-		out.recycle()
+		records += out.Len()
+		out.Recycle()
 	}
 	return records, nil
 }

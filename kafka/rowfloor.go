@@ -1,4 +1,4 @@
-package flightsink
+package kafka
 
 import (
 	"github.com/apache/arrow-go/v18/arrow"

@@ -1,7 +1,6 @@
-package flightsink
+package kafka
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -12,9 +11,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"google.golang.org/grpc/codes"
 
-	"github.com/flightsink/flightsink/kafka"
 	"github.com/flightsink/flightsink/kafka/encode"
 )
 
@@ -30,16 +27,9 @@ type rowEncoder interface {
 	AppendRow(dst []byte, row int) []byte
 }
 
-// topicLookup returns what a stream needs to know about a topic it may
-// write to (authorised, existing); used for topic_field.
-type topicLookup func(topic string) (kafka.TopicInfo, error)
-
-// planEnv is what a plan needs from its stream: topic look-ups, and schema
-// registration (nil without a registry).
-type planEnv struct {
-	lookup   topicLookup
-	register func(subject, schema string) (int, error)
-}
+// RegisterFunc registers a value schema under a subject and returns its
+// id (a schema registry); its error is returned as it is.
+type RegisterFunc func(subject, schema string) (int, error)
 
 // avroName makes a topic name a valid Avro record name.
 func avroName(topic string) string {
@@ -55,11 +45,10 @@ func avroName(topic string) string {
 // plan turns record batches of one schema into Kafka records, built once
 // per stream: the value encoder, the key, timestamp, partition, topic,
 // tombstone and header columns.
-type plan struct {
-	d      *Descriptor
-	info   kafka.TopicInfo // the descriptor's topic
-	lookup topicLookup
-	topics map[string]kafka.TopicInfo // topics seen in topic_field
+type Plan struct {
+	d      *RecordOptions
+	info   TopicInfo             // the descriptor's topic
+	topics map[string]topicEntry // the stream's topic and those topic_field names, resolved
 
 	value      rowEncoder  // JSON or Avro; nil for raw formats
 	envelope   []byte      // json.include_schema: `{"schema":…,"payload":`
@@ -79,7 +68,7 @@ type plan struct {
 	spans       []span      // scratch: value, key and header byte ranges of one batch
 	hdrs        []hdrRef    // scratch: headers of one batch
 	hdrStart    []int       // scratch: each row's first entry in hdrs
-	pool        *batchPool  // acknowledged batches to encode into; nil: allocate each
+	pool        *RecordPool // acknowledged batches to encode into; nil: allocate each
 	chunkBytes  int         // the most one encode call builds (records and their bytes)
 	bound       bound       // the columns of the batch being encoded
 	floorCols   []int       // the columns that go into a record (value, key, headers)
@@ -91,6 +80,13 @@ type plan struct {
 // sets nothing else (tests, benchmarks).
 const defaultChunkBytes = 8 << 20
 
+// topicEntry is a topic rows may go to: its name (one copy per stream)
+// and what the checks need to know of it.
+type topicEntry struct {
+	name string
+	info TopicInfo
+}
+
 // span is a byte range of a batch's buffer; start < 0 means null.
 type span struct{ start, end int }
 
@@ -101,11 +97,11 @@ type hdrRef struct {
 
 // newPlan checks the schema against the descriptor: every column must be
 // encodable and the named columns must exist with usable types.
-func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, env planEnv) (*plan, error) {
-	p := &plan{d: d, info: info, lookup: env.lookup, topics: map[string]kafka.TopicInfo{d.Topic: info},
+func NewPlan(schema *arrow.Schema, d *RecordOptions, info TopicInfo, register RegisterFunc) (*Plan, error) {
+	p := &Plan{d: d, info: info, topics: map[string]topicEntry{d.Topic: {d.Topic, info}},
 		bytesPerRow: 64, chunkBytes: defaultChunkBytes, tombCol: -1, partCol: -1, topicCol: -1, hdrCol: -1, intern: map[string]string{}}
 	if info.Compacted && d.KeyField == "" {
-		return nil, badDescriptor(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
+		return nil, optionError(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
 	}
 	var err error
 	valueSchema := schema
@@ -140,22 +136,22 @@ func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, env plan
 			return nil, schemaError("", err)
 		}
 		p.avroSchema = schemaText
-		if env.register != nil {
+		if register != nil {
 			subject := d.Subject
 			if subject == "" {
 				subject = d.Topic + "-value" // TopicNameStrategy
 			}
-			id, err := env.register(subject, schemaText)
+			id, err := register(subject, schemaText)
 			if err != nil {
 				return nil, err
 			}
-			p.prefix = kafka.WirePrefix(id)
+			p.prefix = WirePrefix(id)
 		}
 	case FormatRawString, FormatRawBytes:
 		col := d.ValueField
 		if col == "" {
 			if schema.NumFields() != 1 {
-				return nil, badDescriptor(fmt.Sprintf(`format %q takes one value column: the schema has %d columns, so name one with "value_field"`, d.Format, schema.NumFields()))
+				return nil, optionError(fmt.Sprintf(`format %q takes one value column: the schema has %d columns, so name one with "value_field"`, d.Format, schema.NumFields()))
 			}
 			col = schema.Field(0).Name
 		}
@@ -198,7 +194,7 @@ func newPlan(schema *arrow.Schema, d *Descriptor, info kafka.TopicInfo, env plan
 
 // recordColumns are the columns whose values go into a record: the value's
 // (all, the projection, or the raw value column), the key and the headers.
-func recordColumns(schema *arrow.Schema, p *plan) []int {
+func recordColumns(schema *arrow.Schema, p *Plan) []int {
 	var cols []int
 	byName := func(name string) {
 		if name != "" {
@@ -226,51 +222,59 @@ func recordColumns(schema *arrow.Schema, p *plan) []int {
 	return cols
 }
 
-func schemaError(key string, err error) *Error {
-	msg := "unsupported schema: " + err.Error()
-	if key != "" {
-		msg = fmt.Sprintf("invalid descriptor key %q: %v", key, err)
-	}
-	return &Error{Code: codes.InvalidArgument, Reason: ReasonBadSchema, Msg: msg, Err: err}
-}
-
-// batchRecords is one record batch turned into Kafka records. The records
+// Records is one record batch turned into Kafka records. The records
 // point into buffers owned by this value; they stay untouched until Kafka
 // acknowledges them.
-type batchRecords struct {
+type Records struct {
 	records []kgo.Record
 	buf     []byte
 	headers []kgo.RecordHeader
-	pool    *batchPool // where the batch goes once Kafka has acknowledged it
+	pool    *RecordPool // where the batch goes once Kafka has acknowledged it
 }
 
-// recycle returns an acknowledged batch to its pool.
-func (b *batchRecords) recycle() { b.pool.put(b) }
+// Recycle returns a batch its holder no longer needs to its pool (a
+// Writer does so once Kafka acknowledged it).
+func (b *Records) Recycle() { b.pool.put(b) }
+
+// Len is the number of records.
+func (b *Records) Len() int { return len(b.records) }
+
+// Bytes is the size of the records' keys, values and headers.
+func (b *Records) Bytes() int { return len(b.buf) }
+
+// acked is what a Writer calls once every record is acknowledged.
+func (b *Records) acked() func() {
+	if b.pool == nil {
+		return nil
+	}
+	return b.Recycle
+}
 
 // footprint is the memory the batch's slices hold.
-func (b *batchRecords) footprint() int {
+func (b *Records) footprint() int {
 	return cap(b.buf) + cap(b.records)*int(unsafe.Sizeof(kgo.Record{})) + cap(b.headers)*int(unsafe.Sizeof(kgo.RecordHeader{}))
 }
 
-// batchPool keeps a few acknowledged batches for the next ones to encode
+// RecordPool keeps a few acknowledged batches for the next ones to encode
 // into: a stream then reuses its record slices and value buffers instead of
 // allocating (and the GC collecting) them per batch. It holds at most
 // maxBytes (a share of kafka.max_buffered_bytes), so it adds little to a
 // stream's memory. Safe for concurrent use: producer goroutines put, the
 // read loop gets.
-type batchPool struct {
+type RecordPool struct {
 	mu       sync.Mutex
-	free     []*batchRecords
+	free     []*Records
 	bytes    int
 	maxBytes int
 }
 
-func newBatchPool(maxBytes int) *batchPool { return &batchPool{maxBytes: maxBytes} }
+// NewRecordPool keeps at most maxBytes of acknowledged batches.
+func NewRecordPool(maxBytes int) *RecordPool { return &RecordPool{maxBytes: maxBytes} }
 
 // get returns a pooled batch, or a new empty one.
-func (bp *batchPool) get() *batchRecords {
+func (bp *RecordPool) get() *Records {
 	if bp == nil {
-		return &batchRecords{}
+		return &Records{}
 	}
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
@@ -281,11 +285,11 @@ func (bp *batchPool) get() *batchRecords {
 		bp.bytes -= b.footprint()
 		return b
 	}
-	return &batchRecords{pool: bp}
+	return &Records{pool: bp}
 }
 
 // put keeps b for reuse if the pool has room; otherwise the GC takes it.
-func (bp *batchPool) put(b *batchRecords) {
+func (bp *RecordPool) put(b *Records) {
 	if bp == nil {
 		return
 	}
@@ -298,12 +302,13 @@ func (bp *batchPool) put(b *batchRecords) {
 	}
 }
 
-// size is what the batch's records count against kafka.max_buffered_bytes
-// (kafka.RecordSize of each).
-func (b *batchRecords) size() int {
+// Size is what the batch's records count against kafka.max_buffered_bytes
+// (RecordSize of each): what a caller holding them counts against a
+// Writer's Backlog.
+func (b *Records) Size() int {
 	n := 0
 	for i := range b.records {
-		n += kafka.RecordSize(&b.records[i])
+		n += RecordSize(&b.records[i])
 	}
 	return n
 }
@@ -317,11 +322,12 @@ type bound struct {
 		IsNull(int) bool
 	}
 	hdrs headerReader
+	rows int
 }
 
 // bind prepares the plan for the rows of rec: every encoder reads its
 // columns. batch is the stream's batch number (for errors).
-func (p *plan) bind(rec arrow.RecordBatch, batch int64) error {
+func (p *Plan) Bind(rec arrow.RecordBatch) error {
 	valueRec := rec
 	if p.proj != nil {
 		cols := make([]arrow.Array, len(p.proj))
@@ -333,7 +339,7 @@ func (p *plan) bind(rec arrow.RecordBatch, batch int64) error {
 	}
 	if p.value != nil {
 		if err := p.value.Bind(valueRec); err != nil {
-			return badStream("record batch %d does not match the stream's schema: %v", batch, err)
+			return &BindError{err}
 		}
 	}
 	if p.raw != nil {
@@ -345,7 +351,7 @@ func (p *plan) bind(rec arrow.RecordBatch, batch int64) error {
 	if p.ts != nil {
 		p.ts.Bind(rec)
 	}
-	b := bound{}
+	b := bound{rows: int(rec.NumRows())}
 	if p.tombCol >= 0 {
 		b.tomb = rec.Column(p.tombCol).(*array.Boolean)
 	}
@@ -377,7 +383,7 @@ const recordStructBytes = int(unsafe.Sizeof(kgo.Record{}))
 // done). firstRow is the stream row number of the batch's row 0, batch the
 // stream's batch number, checkpoint the number the rows' checkpoint will
 // have (for provenance headers), now the produce time for the whole batch.
-func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now time.Time) (out *batchRecords, next int, err error) {
+func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time) (out *Records, next int, err error) {
 	b := &p.bound
 	out = p.pool.get()
 	// sized from the rows so far: what this chunk will most likely hold
@@ -407,23 +413,23 @@ func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now tim
 		r.Topic = p.d.Topic
 		if b.topic != nil {
 			if b.topic.IsNull(i) {
-				return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField))
+				return nil, 0, &RowError{i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
 			}
-			name := p.internString(b.topic.Value(i))
-			var err error
-			if info, err = p.topicInfo(name); err != nil {
-				return nil, 0, p.rowError(firstRow, batch, i, err)
+			t, ok := p.topics[b.topic.Value(i)]
+			if !ok {
+				return nil, 0, &RowError{i, fmt.Sprintf("its topic_field topic %q was not resolved (UnknownTopics) before encoding", b.topic.Value(i))}
 			}
-			r.Topic = name
+			info = t.info
+			r.Topic = t.name
 		}
 		start := len(buf)
 		tombstone := b.tomb != nil && b.tomb.IsValid(i) && b.tomb.Value(i)
 		if p.floor != nil && !tombstone {
 			// what a few bytes on the wire expand into, checked before encoding
 			if limit := int64(info.MaxMessageBytes) - recordOverhead; p.floor.row(i, limit) > limit {
-				return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf(
+				return nil, 0, &RowError{i, fmt.Sprintf(
 					"its record would be over topic %q's max.message.bytes (%d): its lists have more elements, or its views more bytes, than that",
-					r.Topic, info.MaxMessageBytes))
+					r.Topic, info.MaxMessageBytes)}
 			}
 		}
 		value := span{-1, -1}
@@ -451,8 +457,8 @@ func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now tim
 			if buf, ok = p.key.AppendKey(buf, i); ok {
 				key = span{kstart, len(buf)}
 			} else if info.Compacted {
-				return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf(
-					"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", r.Topic))
+				return nil, 0, &RowError{i, fmt.Sprintf(
+					"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", r.Topic)}
 			}
 			size += len(buf) - kstart
 		}
@@ -461,7 +467,7 @@ func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now tim
 		if b.hdrs != nil {
 			var err error
 			if buf, err = b.hdrs.appendHeaders(buf, i, p); err != nil {
-				return nil, 0, p.badRow(firstRow, batch, i, err.Error())
+				return nil, 0, &RowError{i, err.Error()}
 			}
 		}
 		if p.provenance {
@@ -478,24 +484,24 @@ func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now tim
 				// the stream topic's window is worked out once per batch
 				if b.topic != nil || ms < win.lo || ms > win.hi {
 					if problem := timestampAllowed(ms, info, now); problem != "" {
-						return nil, 0, p.badRow(firstRow, batch, i, problem)
+						return nil, 0, &RowError{i, problem}
 					}
 				}
-				r.Timestamp = msTime(ms)
+				r.Timestamp = time.UnixMilli(ms)
 			}
 		}
 		if b.part != nil {
 			if v, ok := b.part(i); ok {
 				if v < 0 || v >= int64(info.Partitions) {
-					return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
-						p.d.PartitionField, v, r.Topic, info.Partitions-1))
+					return nil, 0, &RowError{i, fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
+						p.d.PartitionField, v, r.Topic, info.Partitions-1)}
 				}
 				r.Partition = int32(v)
 			}
 		}
 		if size+recordOverhead > int(info.MaxMessageBytes) {
-			return nil, 0, p.badRow(firstRow, batch, i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
-				size+recordOverhead, r.Topic, info.MaxMessageBytes))
+			return nil, 0, &RowError{i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
+				size+recordOverhead, r.Topic, info.MaxMessageBytes)}
 		}
 	}
 	n := i - from
@@ -536,21 +542,8 @@ func (p *plan) encode(rows, from int, firstRow, batch, checkpoint int64, now tim
 	return out, i, nil
 }
 
-// topicInfo looks a topic_field topic up once: authorised, existing.
-func (p *plan) topicInfo(name string) (kafka.TopicInfo, error) {
-	if info, ok := p.topics[name]; ok {
-		return info, nil
-	}
-	info, err := p.lookup(name)
-	if err != nil {
-		return info, err
-	}
-	p.topics[name] = info
-	return info, nil
-}
-
 // internString keeps one copy of each topic or header name.
-func (p *plan) internString(s string) string {
+func (p *Plan) internString(s string) string {
 	if v, ok := p.intern[s]; ok {
 		return v
 	}
@@ -561,7 +554,7 @@ func (p *plan) internString(s string) string {
 
 // appendProvenance adds the headers that let at-least-once consumers drop
 // duplicates: the writer, the checkpoint the row belongs to, its stream row.
-func (p *plan) appendProvenance(buf []byte, row, checkpoint int64) []byte {
+func (p *Plan) appendProvenance(buf []byte, row, checkpoint int64) []byte {
 	start := len(buf)
 	buf = append(buf, p.d.WriterID...)
 	p.hdrs = append(p.hdrs, hdrRef{"flightsink-writer", span{start, len(buf)}})
@@ -575,7 +568,7 @@ func (p *plan) appendProvenance(buf []byte, row, checkpoint int64) []byte {
 }
 
 // timestampAllowed says why a topic would reject a record timestamp, or "".
-func timestampAllowed(ms int64, info kafka.TopicInfo, now time.Time) string {
+func timestampAllowed(ms int64, info TopicInfo, now time.Time) string {
 	w := timestampWindow(info, now)
 	if ms >= w.lo && ms <= w.hi {
 		return ""
@@ -604,7 +597,7 @@ type msWindow struct{ lo, hi int64 }
 // timestampWindow is what timestampAllowed accepts: from 1970 on, within
 // the topic's message.timestamp.before/after.max.ms of now when the topic
 // keeps the producer's timestamps (CreateTime).
-func timestampWindow(info kafka.TopicInfo, now time.Time) msWindow {
+func timestampWindow(info TopicInfo, now time.Time) msWindow {
 	w := msWindow{0, math.MaxInt64}
 	if !info.CreateTime {
 		return w
@@ -625,18 +618,65 @@ func max64(a, b int64) int64 {
 	return b
 }
 
-// badRow names a row that cannot be written; its whole batch is rejected.
-func (p *plan) badRow(firstRow, batch int64, i int, problem string) *Error {
-	return &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Msg: fmt.Sprintf(
-		"stream row %d (batch %d, row %d): %s; no row of this batch was written", firstRow+int64(i), batch, i, problem)}
+// UsePool makes the plan encode into batches from pool (acknowledged
+// batches of the same stream) instead of allocating each.
+func (p *Plan) UsePool(pool *RecordPool) { p.pool = pool }
+
+// SetChunkBytes sets the most one Encode call builds: records, their bytes
+// and headers. What a batch expands into is built and produced in chunks
+// of about this size.
+func (p *Plan) SetChunkBytes(n int) { p.chunkBytes = max(n, 1) }
+
+// AvroSchema is the Avro writer schema of format avro, "" otherwise.
+func (p *Plan) AvroSchema() string { return p.avroSchema }
+
+// Registered reports whether the values carry a schema registry's wire
+// format header (format avro with a registry).
+func (p *Plan) Registered() bool { return p.prefix != nil }
+
+// UnresolvedTopic is a topic_field topic the plan has not been given yet;
+// Row is the first row of the bound batch that names it.
+type UnresolvedTopic struct {
+	Name string
+	Row  int
 }
 
-// rowError names the row whose topic_field topic could not be used.
-func (p *plan) rowError(firstRow, batch int64, i int, err error) error {
-	e := classify(err)
-	if errors.Is(err, kafka.ErrUnavailable) {
-		return err
+// UnknownTopics lists the bound batch's topic_field topics the plan does
+// not know (see AddTopic), in the order of their first rows, so a caller
+// can check and look each up once before encoding: no I/O happens inside
+// Encode. A null topic is a *RowError.
+func (p *Plan) UnknownTopics() ([]UnresolvedTopic, error) {
+	col := p.bound.topic
+	if col == nil {
+		return nil, nil
 	}
-	return &Error{Code: e.Code, Reason: e.Reason, Err: err, Msg: fmt.Sprintf(
-		"stream row %d (batch %d, row %d): topic_field: %s; no row of this batch was written", firstRow+int64(i), batch, i, e.Msg)}
+	var out []UnresolvedTopic
+	var seen map[string]bool
+	prev, prevOK := "", false
+	for i := 0; i < p.bound.rows; i++ {
+		if col.IsNull(i) {
+			return nil, &RowError{i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
+		}
+		name := col.Value(i)
+		if prevOK && name == prev { // sorted or grouped data: no map look-up
+			continue
+		}
+		prev, prevOK = name, true
+		if _, ok := p.topics[name]; ok || seen[name] {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		name = string([]byte(name)) // own the bytes: name points into Arrow memory
+		seen[name] = true
+		out = append(out, UnresolvedTopic{name, i})
+	}
+	return out, nil
+}
+
+// AddTopic gives the plan a topic_field topic rows may go to.
+func (p *Plan) AddTopic(name string, info TopicInfo) {
+	name = p.internString(name)
+	p.topics[name] = topicEntry{name, info}
 }

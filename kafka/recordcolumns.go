@@ -1,4 +1,4 @@
-package flightsink
+package kafka
 
 import (
 	"fmt"
@@ -6,20 +6,19 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
-	"google.golang.org/grpc/codes"
 )
 
 // projection resolves value_fields / exclude_fields to the value's columns.
-func projection(schema *arrow.Schema, d *Descriptor) ([]int, *arrow.Schema, error) {
+func projection(schema *arrow.Schema, d *RecordOptions) ([]int, *arrow.Schema, error) {
 	if len(d.ValueFields) > 0 && len(d.ExcludeFields) > 0 {
-		return nil, nil, badDescriptor(`"value_fields" and "exclude_fields" exclude each other; give one`)
+		return nil, nil, optionError(`"value_fields" and "exclude_fields" exclude each other; give one`)
 	}
 	var idx []int
 	if len(d.ValueFields) > 0 {
 		for _, name := range d.ValueFields {
 			i := schema.FieldIndices(name)
 			if len(i) == 0 {
-				return nil, nil, badDescriptor(fmt.Sprintf(`key "value_fields": no column %q (columns: %s)`, name, columnNames(schema)))
+				return nil, nil, optionError(fmt.Sprintf(`key "value_fields": no column %q (columns: %s)`, name, columnNames(schema)))
 			}
 			idx = append(idx, i[0])
 		}
@@ -27,7 +26,7 @@ func projection(schema *arrow.Schema, d *Descriptor) ([]int, *arrow.Schema, erro
 		skip := map[string]bool{}
 		for _, name := range d.ExcludeFields {
 			if len(schema.FieldIndices(name)) == 0 {
-				return nil, nil, badDescriptor(fmt.Sprintf(`key "exclude_fields": no column %q (columns: %s)`, name, columnNames(schema)))
+				return nil, nil, optionError(fmt.Sprintf(`key "exclude_fields": no column %q (columns: %s)`, name, columnNames(schema)))
 			}
 			skip[name] = true
 		}
@@ -59,12 +58,10 @@ func column(schema *arrow.Schema, key, name string, ok func(arrow.DataType) bool
 	}
 	i := schema.FieldIndices(name)
 	if len(i) == 0 {
-		return -1, &Error{Code: codes.InvalidArgument, Reason: ReasonBadSchema,
-			Msg: fmt.Sprintf("invalid descriptor key %q: no column %q (columns: %s)", key, name, columnNames(schema))}
+		return -1, &SchemaError{Msg: fmt.Sprintf("invalid descriptor key %q: no column %q (columns: %s)", key, name, columnNames(schema))}
 	}
 	if t := schema.Field(i[0]).Type; !ok(t) {
-		return -1, &Error{Code: codes.InvalidArgument, Reason: ReasonBadSchema,
-			Msg: fmt.Sprintf("invalid descriptor key %q: column %q has type %v, which it cannot be (%s)", key, name, t, columnRule[key])}
+		return -1, &SchemaError{Msg: fmt.Sprintf("invalid descriptor key %q: column %q has type %v, which it cannot be (%s)", key, name, t, columnRule[key])}
 	}
 	return i[0], nil
 }
@@ -116,7 +113,7 @@ func isHeaders(t arrow.DataType) bool {
 func rawColumnType(schema *arrow.Schema, name string, f Format) error {
 	i := schema.FieldIndices(name)
 	if len(i) == 0 {
-		return badDescriptor(fmt.Sprintf(`key "value_field": no column %q (columns: %s)`, name, columnNames(schema)))
+		return optionError(fmt.Sprintf(`key "value_field": no column %q (columns: %s)`, name, columnNames(schema)))
 	}
 	t := schema.Field(i[0]).Type
 	id := t.ID()
@@ -127,7 +124,7 @@ func rawColumnType(schema *arrow.Schema, name string, f Format) error {
 	case f == FormatRawString && (id == arrow.STRING || id == arrow.LARGE_STRING || id == arrow.STRING_VIEW):
 	case f == FormatRawBytes && (id == arrow.BINARY || id == arrow.LARGE_BINARY || id == arrow.BINARY_VIEW || id == arrow.FIXED_SIZE_BINARY):
 	default:
-		return &Error{Code: codes.InvalidArgument, Reason: ReasonBadSchema, Msg: fmt.Sprintf(
+		return &SchemaError{Msg: fmt.Sprintf(
 			"format %q: value column %q has type %v; raw_string takes a utf8 column, raw_bytes a binary one", f, name, t)}
 	}
 	return nil
@@ -164,7 +161,7 @@ func integerReader(arr arrow.Array) func(i int) (int64, bool) {
 
 // headerReader appends one row's headers from a headers_field column.
 type headerReader interface {
-	appendHeaders(buf []byte, row int, p *plan) ([]byte, error)
+	appendHeaders(buf []byte, row int, p *Plan) ([]byte, error)
 }
 
 // newHeaderReader binds a map or list-of-struct headers column.
@@ -189,7 +186,7 @@ type kvHeaders struct {
 	structs *array.Struct // list form: a null element is skipped
 }
 
-func (h *kvHeaders) appendHeaders(buf []byte, row int, p *plan) ([]byte, error) {
+func (h *kvHeaders) appendHeaders(buf []byte, row int, p *Plan) ([]byte, error) {
 	if h.list.IsNull(row) {
 		return buf, nil
 	}
