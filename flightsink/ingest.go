@@ -123,10 +123,11 @@ func (st *stream) ingestTopic(cmd *pb.CommandStatementIngest) (kafka.TopicInfo, 
 	return sink.Lookup(st.ctx, topic)
 }
 
-// ingestCheckpoint numbers an intermediate commit when commit_every_rows
-// is set and reached; 0 means no commit now.
-func (st *stream) ingestCheckpoint() int64 {
-	if st.ingest.commitEvery == 0 || st.rows-st.durableRows < st.ingest.commitEvery {
+// policyCheckpoint is the checkpoint a stream makes after a batch without
+// a marker: an ingest's intermediate commit when commit_every_rows is set
+// and reached; 0 means none.
+func (st *stream) policyCheckpoint() int64 {
+	if st.ingest == nil || st.ingest.commitEvery == 0 || st.rows-st.ckpt.openSince() < st.ingest.commitEvery {
 		return 0
 	}
 	st.ingest.commits++
@@ -135,7 +136,7 @@ func (st *stream) ingestCheckpoint() int64 {
 
 // ingestResult is the one PutResult a Flight SQL ingest answers with.
 func (st *stream) ingestResult() []byte {
-	b, _ := proto.Marshal(&pb.DoPutUpdateResult{RecordCount: st.durableRows})
+	b, _ := proto.Marshal(&pb.DoPutUpdateResult{RecordCount: st.ckpt.durableRows})
 	return b
 }
 
@@ -149,10 +150,7 @@ func (st *stream) checkTransactionLimits(rows int64) error {
 		return nil
 	}
 	cfg := st.srv.sink.Config()
-	open := st.rows - st.durableRows
-	if st.pending != nil { // the rows up to the committing checkpoint are no longer open
-		open = st.rows - st.pending.rows
-	}
+	open := st.rows - st.ckpt.openSince()
 	if limit := cfg.MaxTransactionRows; limit > 0 && open+rows > limit {
 		hint := "checkpoint more often"
 		if st.ingest != nil {

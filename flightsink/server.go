@@ -355,7 +355,7 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 
 	st.acks = newAcker(grpcStream.Send)
 	err := st.runSafely()
-	if err != nil && st.writer != nil {
+	if err != nil && st.ckpt.w != nil {
 		s.cleanupWG.Add(1)
 		go func() {
 			defer s.cleanupWG.Done()
@@ -365,8 +365,8 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 	st.acks.Stop()
 	st.reportOutcome(err)
 	if err == nil {
-		st.log.Info().Str("delivery", string(st.delivery)).Int64("rows", st.durableRows).
-			Int64("batches", st.batches).Int64("last_checkpoint", st.lastCheckpoint).
+		st.log.Info().Str("delivery", string(st.delivery)).Int64("rows", st.ckpt.durableRows).
+			Int64("batches", st.batches).Int64("last_checkpoint", st.ckpt.lastCheckpoint).
 			Dur("duration", time.Since(start)).Msg("stream done")
 		return nil
 	}
@@ -398,7 +398,7 @@ func (s *Server) toStatus(_ flight.FlightService_DoPutServer, st *stream, err er
 	if e.Code == codes.Internal {
 		ev = st.log.Error()
 	}
-	ev.Str("code", e.Code.String()).Str("reason", string(e.Reason)).Int64("durable_rows", st.durableRows).
+	ev.Str("code", e.Code.String()).Str("reason", string(e.Reason)).Int64("durable_rows", st.ckpt.durableRows).
 		Int64("rows_received", st.rows).Msg("stream failed: " + e.Msg)
 	return e
 }

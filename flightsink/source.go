@@ -8,6 +8,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
@@ -123,138 +124,201 @@ func recvError(err error) error {
 	return err
 }
 
-// messageSource feeds the ipc reader with the stream's IPC messages and
-// handles app_metadata that does not travel with a record batch (pyarrow's
-// write_metadata sends it alone; arrow-go's flight reader cannot read such
-// messages). Markers on record batch messages are left to the read loop, so
-// they take effect after the batch is produced.
+// eventKind is what happened on a stream.
+type eventKind int
+
+const (
+	evBatch     eventKind = iota // a record batch arrived, with its app_metadata
+	evMarker                     // app_metadata arrived without a batch
+	evCommitted                  // the background commit is over (the loop settles it)
+	evEnd                        // the client closed its side cleanly
+)
+
+// event is one thing the stream loop acts on.
+type event struct {
+	kind eventKind
+	rec  arrow.RecordBatch // evBatch: valid until the next call of next
+	meta []byte            // evBatch (may be nil), evMarker
+}
+
+// eventSource turns a DoPut's FlightData into events for the stream loop:
+// it reads the messages itself and hands the IPC reader only what it can
+// decode at once (the schema, then dictionaries and a record batch), so
+// the loop never waits inside the reader and a marker sent alone is seen
+// as soon as it arrives (the client may be waiting for its ack). Each
+// record batch or dictionary message is checked against the limits from
+// its header before the reader decodes it.
 //
 // arrow-go's flight writer copies the metadata of the first
 // WriteWithAppMetadata onto the schema and dictionary messages it sends
 // lazily before that batch. So metadata on a schema or dictionary message is
 // held back: dropped if the next record batch carries the same bytes,
-// handled on its own otherwise (before that batch, at the next
+// a marker of its own otherwise (before that batch, at the next
 // metadata-only message, or at the end of the stream).
-type messageSource struct {
-	ctx      context.Context
-	recv     *receiver
-	first    *flight.FlightData
-	onMarker func(meta []byte) error
-	limits   *batchLimits // checked before a batch reaches the IPC reader
-	batch    int64        // the number the next record batch will have
-	// committing returns the done channel of a background commit (nil for
-	// none); when it closes while the client is quiet, settle produces the
-	// batches held back meanwhile, so they reach Kafka without waiting for
-	// the client's next message.
-	committing func() <-chan struct{}
-	settle     func() error
-
-	msg       *ipc.Message
-	batchMeta []byte // app_metadata of the last record batch message
-	held      []byte // app_metadata of a schema or dictionary message
-	err       error  // the first error, kept unwrapped for classify
+type eventSource struct {
+	recv   *receiver
+	limits *batchLimits
+	queue  messageQueue
+	reader *ipc.Reader
+	held   []byte  // app_metadata of a schema or dictionary message
+	out    []event // events worked out, not yet returned
+	batch  int64   // the number the next record batch will have
 }
 
-func (m *messageSource) Retain()  {}
-func (m *messageSource) Release() { m.releaseMsg() }
-
-func (m *messageSource) releaseMsg() {
-	if m.msg != nil {
-		m.msg.Release()
-		m.msg = nil
+// newEventSource reads the schema from the stream's first message and
+// makes the IPC reader (decoding with mem).
+func newEventSource(recv *receiver, first *flight.FlightData, limits *batchLimits, mem memory.Allocator) (*eventSource, error) {
+	src := &eventSource{recv: recv, limits: limits}
+	if err := src.push(first); err != nil {
+		return nil, err
 	}
-}
-
-func (m *messageSource) fail(err error) (*ipc.Message, error) {
-	if m.err == nil {
-		m.err = err
+	reader, err := ipc.NewReaderFromMessageReader(&src.queue, ipc.WithAllocator(mem))
+	if err != nil {
+		src.queue.Release()
+		return nil, badStream("reading the schema: %v", err)
 	}
-	return nil, err
+	src.reader = reader
+	limits.schema = reader.Schema()
+	return src, nil
 }
 
-// flushHeld handles held-back metadata as a marker of its own.
-func (m *messageSource) flushHeld() error {
-	if held := m.held; held != nil {
-		m.held = nil
-		return m.onMarker(held)
+// Schema is the stream's schema.
+func (s *eventSource) Schema() *arrow.Schema { return s.reader.Schema() }
+
+// Release releases the reader and any queued message.
+func (s *eventSource) Release() {
+	s.reader.Release()
+	s.queue.Release()
+}
+
+// next returns the next event. While a background commit runs, wake is
+// its done channel: its closing is an evCommitted event.
+func (s *eventSource) next(ctx context.Context, wake <-chan struct{}) (event, error) {
+	for len(s.out) == 0 {
+		fd, woke, err := s.recv.nextOrWake(ctx, wake)
+		switch {
+		case woke:
+			return event{kind: evCommitted}, nil
+		case errors.Is(err, io.EOF):
+			s.flushHeld()
+			s.out = append(s.out, event{kind: evEnd})
+		case err != nil:
+			return event{}, err
+		default:
+			if err := s.push(fd); err != nil {
+				return event{}, err
+			}
+		}
+	}
+	ev := s.out[0]
+	s.out = s.out[1:]
+	if ev.kind == evBatch {
+		if !s.reader.Next() {
+			return event{}, s.readerError()
+		}
+		ev.rec = s.reader.RecordBatch()
+	}
+	return ev, nil
+}
+
+// push takes one FlightData: metadata alone is a marker; an IPC message is
+// checked and queued for the reader, and a record batch becomes an event.
+func (s *eventSource) push(fd *flight.FlightData) error {
+	if len(fd.DataHeader) == 0 {
+		s.flushHeld()
+		if len(fd.AppMetadata) > 0 {
+			s.out = append(s.out, event{kind: evMarker, meta: fd.AppMetadata})
+		}
+		return nil
+	}
+	h, err := ipcheader.Read(fd.DataHeader, fd.DataBody)
+	if err != nil {
+		return badStream("%v", err)
+	}
+	if h.Kind == ipcheader.KindRecordBatch || h.Kind == ipcheader.KindDictionaryBatch {
+		if err := s.limits.check(h, s.batch); err != nil {
+			return err
+		}
+	}
+	msg, err := newIPCMessage(fd)
+	if err != nil {
+		return err
+	}
+	s.queue.push(msg)
+	if msg.Type() == ipc.MessageRecordBatch {
+		if s.held != nil && !bytes.Equal(s.held, fd.AppMetadata) {
+			s.flushHeld()
+		}
+		s.held = nil
+		s.batch++
+		s.out = append(s.out, event{kind: evBatch, meta: fd.AppMetadata})
+	} else if len(fd.AppMetadata) > 0 && !bytes.Equal(s.held, fd.AppMetadata) {
+		s.flushHeld()
+		s.held = fd.AppMetadata
 	}
 	return nil
 }
 
-// Message implements ipc.MessageReader.
-func (m *messageSource) Message() (*ipc.Message, error) {
-	m.releaseMsg()
-	for {
-		fd := m.first
-		m.first = nil
-		if fd == nil {
-			var wake <-chan struct{}
-			if m.committing != nil {
-				wake = m.committing()
-			}
-			var err error
-			var woke bool
-			if fd, woke, err = m.recv.nextOrWake(m.ctx, wake); woke {
-				if err := m.settle(); err != nil {
-					return m.fail(err)
-				}
-				continue
-			} else if err != nil {
-				if errors.Is(err, io.EOF) {
-					if ferr := m.flushHeld(); ferr != nil {
-						return m.fail(ferr)
-					}
-					return nil, io.EOF
-				}
-				return m.fail(err)
-			}
-		}
-		if len(fd.DataHeader) == 0 {
-			if err := m.flushHeld(); err != nil {
-				return m.fail(err)
-			}
-			if len(fd.AppMetadata) > 0 {
-				if err := m.onMarker(fd.AppMetadata); err != nil {
-					return m.fail(err)
-				}
-			}
-			continue
-		}
-		h, err := ipcheader.Read(fd.DataHeader, fd.DataBody)
-		if err != nil {
-			return m.fail(badStream("%v", err))
-		}
-		if h.Kind == ipcheader.KindRecordBatch || h.Kind == ipcheader.KindDictionaryBatch {
-			if err := m.limits.check(h, m.batch); err != nil {
-				return m.fail(err)
-			}
-			if h.Kind == ipcheader.KindRecordBatch {
-				m.batch++
-			}
-		}
-		msg, err := newIPCMessage(fd)
-		if err != nil {
-			return m.fail(err)
-		}
-		if msg.Type() == ipc.MessageRecordBatch {
-			if m.held != nil && !bytes.Equal(m.held, fd.AppMetadata) {
-				if err := m.flushHeld(); err != nil {
-					msg.Release()
-					return m.fail(err)
-				}
-			}
-			m.held = nil
-			m.batchMeta = fd.AppMetadata
-		} else if len(fd.AppMetadata) > 0 && !bytes.Equal(m.held, fd.AppMetadata) {
-			if err := m.flushHeld(); err != nil {
-				msg.Release()
-				return m.fail(err)
-			}
-			m.held = fd.AppMetadata
-		}
-		m.msg = msg
-		return msg, nil
+// flushHeld turns held-back metadata into a marker of its own.
+func (s *eventSource) flushHeld() {
+	if s.held != nil {
+		s.out = append(s.out, event{kind: evMarker, meta: s.held})
+		s.held = nil
 	}
+}
+
+// readerError is why the reader could not decode a batch: the bounded
+// allocator's refusal as it is, anything else a malformed stream.
+func (s *eventSource) readerError() error {
+	err := s.reader.Err()
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe
+	}
+	if err == nil {
+		err = errors.New("no record batch")
+	}
+	return badStream("%v", err)
+}
+
+// messageQueue is the IPC reader's message source: the messages the event
+// source queued, in order. It owns each message until the reader asks for
+// the next.
+type messageQueue struct {
+	msgs []*ipc.Message
+	cur  *ipc.Message
+}
+
+func (q *messageQueue) push(msg *ipc.Message) { q.msgs = append(q.msgs, msg) }
+
+// Message implements ipc.MessageReader.
+func (q *messageQueue) Message() (*ipc.Message, error) {
+	if q.cur != nil {
+		q.cur.Release()
+		q.cur = nil
+	}
+	if len(q.msgs) == 0 {
+		return nil, io.EOF // only when the reader asks out of turn
+	}
+	q.cur = q.msgs[0]
+	q.msgs[0] = nil
+	q.msgs = q.msgs[1:]
+	return q.cur, nil
+}
+
+// Retain implements ipc.MessageReader.
+func (q *messageQueue) Retain() {}
+
+// Release implements ipc.MessageReader: it releases every message held.
+func (q *messageQueue) Release() {
+	if q.cur != nil {
+		q.cur.Release()
+		q.cur = nil
+	}
+	for _, m := range q.msgs {
+		m.Release()
+	}
+	q.msgs = nil
 }
 
 // newIPCMessage wraps a FlightData's header and body; a header that is not

@@ -10,7 +10,6 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/rs/zerolog"
 	"google.golang.org/grpc/codes"
 
@@ -18,8 +17,9 @@ import (
 	"github.com/flightsink/flightsink/kafka"
 )
 
-// stream is one DoPut: it reads FlightData, produces one record per row,
-// and turns checkpoint markers into durable, acknowledged units.
+// stream is one DoPut: an event loop (run) over what its eventSource
+// reads, producing one record per row through its checkpointer, which
+// turns checkpoint markers into durable, acknowledged units.
 type stream struct {
 	srv    *Server
 	ctx    context.Context
@@ -31,39 +31,20 @@ type stream struct {
 	desc     *Descriptor
 	delivery Delivery
 	plan     *kafka.Plan
-	writer   kafka.Writer
+	ckpt     checkpointer
+	ingest   *ingestState // a Flight SQL bulk ingest: no markers or acks, commits by its own policy
 
 	rows           int64 // rows read from the client so far (the next row's stream number)
 	batches        int64 // record batches read so far
-	durableRows    int64 // rows Kafka made durable
-	ackedRows      int64 // durableRows when the previous checkpoint ack was queued
-	lastCheckpoint int64 // the newest durable checkpoint number, 0 for none
 	seenCheckpoint int64 // the newest checkpoint number received
 	// A named writer's stored progress when the stream opened: its
 	// checkpoints continue from there and its committed_rows count on.
 	resumedCheckpoint int64
 	resumedRows       int64
-	discardedRows     int64        // tail aborted at a clean close with commit_on_close false
-	txnStart          time.Time    // when the open transaction got its first row
-	ingest            *ingestState // set for a Flight SQL bulk ingest
+	discardedRows     int64     // tail aborted at a clean close with commit_on_close false
+	txnStart          time.Time // when the open transaction got its first row
 	principal         *Principal
 	opened            bool // counted in the open-streams gauge
-
-	// An exactly-once checkpoint commits while the read loop goes on: the
-	// batches read meanwhile are encoded and held (within
-	// kafka.max_buffered_bytes, together with what is still unacknowledged)
-	// until the commit is done, then produced into the next transaction.
-	pending   *pendingCommit
-	held      []*kafka.Records
-	heldBytes int
-}
-
-// pendingCommit is a checkpoint being committed in the background.
-type pendingCommit struct {
-	n    int64 // checkpoint number
-	rows int64 // the stream's rows at the marker: what the commit makes durable
-	done chan struct{}
-	err  error // set before done is closed
 }
 
 // kind is the stream's metrics label.
@@ -93,7 +74,7 @@ func (st *stream) run() (err error) {
 	defer recv.stop()
 	// A failed stream still learns how its last checkpoint ended, so the
 	// error says what is durable and nothing else uses the writer meanwhile.
-	defer st.settleAfterFailure()
+	defer st.ckpt.settleAfterFailure()
 	defer func() {
 		if err != nil && st.ctx.Err() != nil {
 			err = recv.explain(st.ctx, err)
@@ -149,20 +130,13 @@ func (st *stream) run() (err error) {
 
 	cfg := st.srv.cfg
 	limits := &batchLimits{maxRows: cfg.MaxBatchRows, maxBytes: cfg.MaxBatchBytes}
-	src := &messageSource{ctx: st.ctx, recv: recv, first: first, onMarker: st.onMarker, limits: limits,
-		committing: st.committing, settle: st.settle}
 	// Decoding holds the batch being read and the stream's dictionaries.
-	mem := newBoundedAllocator(st.srv.mem, 2*cfg.MaxBatchBytes)
-	reader, err := ipc.NewReaderFromMessageReader(src, ipc.WithAllocator(mem))
+	src, err := newEventSource(recv, first, limits, newBoundedAllocator(st.srv.mem, 2*cfg.MaxBatchBytes))
 	if err != nil {
-		if src.err != nil {
-			return src.err
-		}
-		return badStream("reading the schema: %v", err)
+		return err
 	}
-	defer reader.Release()
-	limits.schema = reader.Schema()
-	if st.plan, err = kafka.NewPlan(reader.Schema(), st.desc.recordOptions(), topic, st.register()); err != nil {
+	defer src.Release()
+	if st.plan, err = kafka.NewPlan(src.Schema(), st.desc.recordOptions(), topic, st.register()); err != nil {
 		return planError(err)
 	}
 	buffered := st.srv.sink.Config().MaxBufferedBytes
@@ -183,44 +157,58 @@ func (st *stream) run() (err error) {
 	}
 	ev.Bool("flight_sql_ingest", st.ingest != nil).Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
 		Int64("resumed_rows", st.resumedRows).Msg("stream open")
+	return st.loop(src)
+}
 
-	for reader.Next() {
-		// A marker on a batch is checked before the batch is produced (a bad
-		// marker or an abort rejects it) and takes effect after.
-		var checkpoint int64
-		if meta := src.batchMeta; len(meta) > 0 {
-			src.batchMeta = nil
-			if checkpoint, err = st.parseMarker(meta); err != nil {
-				return err
-			}
-		}
-		unit := st.seenCheckpoint + 1 // the checkpoint these rows will belong to
-		if checkpoint > 0 {
-			unit = checkpoint
-		}
-		if err := st.produce(reader.RecordBatch(), unit); err != nil {
+// loop acts on the stream's events until the client ends it or a failure
+// does.
+func (st *stream) loop(src *eventSource) error {
+	for {
+		ev, err := src.next(st.ctx, st.ckpt.committing())
+		if err != nil {
 			return err
 		}
-		if checkpoint == 0 && st.ingest != nil {
-			checkpoint = st.ingestCheckpoint()
-		}
-		if checkpoint > 0 {
-			if err := st.startCheckpoint(checkpoint); err != nil {
+		switch ev.kind {
+		case evCommitted:
+			if err := st.ckpt.settle(); err != nil {
 				return err
 			}
+		case evMarker:
+			n, err := st.parseMarker(ev.meta)
+			if err != nil {
+				return err
+			}
+			if err := st.checkpoint(n); err != nil {
+				return err
+			}
+		case evBatch:
+			// A marker on a batch is checked before the batch is produced
+			// (a bad marker or an abort rejects it) and takes effect after.
+			var n int64
+			if len(ev.meta) > 0 {
+				if n, err = st.parseMarker(ev.meta); err != nil {
+					return err
+				}
+			}
+			unit := st.seenCheckpoint + 1 // the checkpoint these rows will belong to
+			if n > 0 {
+				unit = n
+			}
+			if err := st.produce(ev.rec, unit); err != nil {
+				return err
+			}
+			if n == 0 {
+				n = st.policyCheckpoint()
+			}
+			if n > 0 {
+				if err := st.checkpoint(n); err != nil {
+					return err
+				}
+			}
+		case evEnd:
+			return st.finish()
 		}
 	}
-	if src.err != nil {
-		return src.err
-	}
-	if err := reader.Err(); err != nil {
-		var fe *Error
-		if errors.As(err, &fe) { // the bounded allocator's refusal
-			return fe
-		}
-		return badStream("%v", err)
-	}
-	return st.finish()
 }
 
 // produce turns a batch into records and hands them to the writer, one
@@ -265,7 +253,7 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 		}
 	}
 	for from := next; ; {
-		if err := st.emit(first); err != nil {
+		if err := st.ckpt.send(first); err != nil {
 			return err
 		}
 		if from >= rows {
@@ -279,129 +267,10 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	return nil
 }
 
-// emit produces one chunk of records, or holds it while a background
-// commit runs and the producer's budget has room (produced into the next
-// transaction once the commit is done).
-func (st *stream) emit(recs *kafka.Records) error {
-	if p := st.pending; p != nil {
-		select {
-		case <-p.done:
-		default:
-			// The commit is still running: hold the batch while the
-			// producer's budget has room for it.
-			size := recs.Size()
-			if pending, limit := st.writer.Backlog(); pending+st.heldBytes+size <= limit || len(st.held) == 0 && pending == 0 {
-				st.held = append(st.held, recs)
-				st.heldBytes += size
-				return nil
-			}
-		}
-		if err := st.settle(); err != nil {
-			return err
-		}
-	}
-	return st.send(recs)
-}
-
-// send hands a batch's records to the writer.
-func (st *stream) send(recs *kafka.Records) error {
-	n, bytes := recs.Len(), recs.Bytes() // recs may be recycled once handed over
-	if err := st.writer.Produce(st.ctx, recs); err != nil {
-		return err
-	}
-	st.srv.metrics.RecordsProduced(st.desc.Topic, int64(n), int64(bytes))
-	return nil
-}
-
-// startCheckpoint makes everything read so far durable. An exactly-once
-// checkpoint commits in the background (one at a time): its ack is sent as
-// soon as the commit is done, while the read loop goes on reading and
-// encoding; an at-least-once checkpoint waits for the acknowledgements.
-func (st *stream) startCheckpoint(n int64) error {
-	if err := st.settle(); err != nil {
-		return err
-	}
-	if st.delivery != ExactlyOnce {
-		return st.checkpoint(n)
-	}
-	p := &pendingCommit{n: n, rows: st.rows, done: make(chan struct{})}
-	progress, w, began := st.progress(n), st.writer, time.Now()
-	ackRows := st.rows - st.ackedRows
-	st.ackedRows = st.rows
-	st.pending = p
-	go func() {
-		defer close(p.done)
-		if p.err = w.Checkpoint(st.ctx, progress); p.err != nil {
-			// The loop may be waiting for a client that waits for this
-			// ack: end the stream now, with this error as the cause.
-			st.cancel(p.err)
-			return
-		}
-		st.srv.metrics.CheckpointDurable(string(st.delivery), time.Since(began))
-		if st.ingest == nil {
-			// Now, not when the loop next looks: it may be waiting for
-			// the client's next batch, and the client for this ack.
-			st.acks.Checkpoint(n, ackRows, p.rows)
-		}
-	}()
-	return nil
-}
-
-// settle waits for the background commit, if any, takes its outcome and
-// produces the batches held meanwhile into the new transaction.
-func (st *stream) settle() error {
-	p := st.pending
-	if p == nil {
-		return nil
-	}
-	<-p.done
-	st.pending = nil
-	if p.err != nil {
-		st.held, st.heldBytes = nil, 0
-		return p.err
-	}
-	st.durableRows = p.rows
-	st.lastCheckpoint = p.n
-	st.txnStart = time.Time{}
-	held := st.held
-	st.held, st.heldBytes = nil, 0
-	for _, recs := range held {
-		if err := st.send(recs); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// committing returns the done channel of the background commit, if any.
-func (st *stream) committing() <-chan struct{} {
-	if st.pending == nil {
-		return nil
-	}
-	return st.pending.done
-}
-
-// settleAfterFailure waits for a background commit of a stream that failed
-// for another reason, so its error reports the durable state and the
-// writer is closed only once the commit is over.
-func (st *stream) settleAfterFailure() {
-	if p := st.pending; p != nil {
-		<-p.done
-		st.pending = nil
-		st.held, st.heldBytes = nil, 0
-		if p.err == nil {
-			st.durableRows, st.lastCheckpoint = p.rows, p.n
-		}
-	}
-}
-
-// onMarker handles a marker that travels without a batch.
-func (st *stream) onMarker(meta []byte) error {
-	n, err := st.parseMarker(meta)
-	if err != nil {
-		return err
-	}
-	return st.startCheckpoint(n)
+// checkpoint makes everything read so far durable as checkpoint n, in
+// the background: its ack is sent as soon as it is durable.
+func (st *stream) checkpoint(n int64) error {
+	return st.ckpt.start(n, st.rows, st.progress(n))
 }
 
 // parseMarker validates a marker: it returns the checkpoint number, or the
@@ -437,30 +306,6 @@ func (st *stream) parseMarker(meta []byte) (int64, error) {
 	return m.Checkpoint, nil
 }
 
-// checkpoint makes everything read so far durable and queues its ack.
-func (st *stream) checkpoint(n int64) error {
-	began := time.Now()
-	if err := st.writer.Checkpoint(st.ctx, st.progress(n)); err != nil {
-		return err
-	}
-	st.srv.metrics.CheckpointDurable(string(st.delivery), time.Since(began))
-	st.durable(n)
-	if st.ingest == nil {
-		st.acks.Checkpoint(n, st.durableRows-st.ackedRows, st.durableRows)
-	}
-	st.ackedRows = st.durableRows
-	return nil
-}
-
-// durable records that every row read so far is durable.
-func (st *stream) durable(checkpoint int64) {
-	st.durableRows = st.rows
-	st.txnStart = time.Time{}
-	if checkpoint > 0 {
-		st.lastCheckpoint = checkpoint
-	}
-}
-
 // progress is what a named writer stores when checkpoint n commits.
 func (st *stream) progress(n int64) kafka.Progress {
 	return kafka.Progress{Checkpoint: n, CommittedRows: st.resumedRows + st.rows}
@@ -471,61 +316,49 @@ func (st *stream) progress(n int64) kafka.Progress {
 // with commit_on_close false, aborted. A named writer's tail commit is
 // numbered as its next checkpoint, so a resume never writes it twice.
 func (st *stream) finish() error {
-	if err := st.settle(); err != nil {
+	if err := st.ckpt.settle(); err != nil {
 		return err
 	}
-	w := st.writer
-	st.writer = nil
-	tail := st.rows - st.durableRows
+	tail := st.rows - st.ckpt.durableRows
 	var err error
 	switch {
 	case st.delivery == ExactlyOnce && !st.desc.CommitOnClose:
-		err = w.Close(st.ctx, false, kafka.Progress{})
+		err = st.ckpt.close(false, 0, st.rows, kafka.Progress{})
 		st.discardedRows = tail
 	case st.desc.WriterID != "" && tail > 0:
 		n := st.seenCheckpoint + 1
-		if err = w.Close(st.ctx, true, st.progress(n)); err == nil {
+		if err = st.ckpt.close(true, n, st.rows, st.progress(n)); err == nil {
 			st.seenCheckpoint = n
-			st.durable(n)
 		}
 	case st.desc.WriterID != "":
-		err = w.Close(st.ctx, false, kafka.Progress{}) // nothing to commit
+		err = st.ckpt.close(false, 0, st.rows, kafka.Progress{}) // nothing to commit
 	default:
-		if err = w.Close(st.ctx, true, kafka.Progress{}); err == nil {
-			st.durable(0)
-		}
+		err = st.ckpt.close(true, 0, st.rows, kafka.Progress{})
 	}
 	if err != nil {
 		return err
 	}
-	done := map[string]any{"type": "done", "total_rows": st.durableRows, "last_checkpoint": nullable(st.lastCheckpoint)}
-	if st.delivery == ExactlyOnce {
-		done["discarded_rows"] = st.discardedRows
-		if st.desc.WriterID != "" {
-			done["committed_rows"] = st.resumedRows + st.durableRows
-		}
-	}
 	if st.ingest != nil {
 		st.acks.Done(st.ingestResult())
 		return nil
+	}
+	done := map[string]any{"type": "done", "total_rows": st.ckpt.durableRows, "last_checkpoint": nullable(st.ckpt.lastCheckpoint)}
+	if st.delivery == ExactlyOnce {
+		done["discarded_rows"] = st.discardedRows
+		if st.desc.WriterID != "" {
+			done["committed_rows"] = st.resumedRows + st.ckpt.durableRows
+		}
 	}
 	b, _ := json.Marshal(done)
 	st.acks.Done(b)
 	return nil
 }
 
-// abandon ends the writer of a failed stream, on a context of its own: the
-// stream's may be canceled already.
+// abandon ends the writer of a failed stream.
 func (st *stream) abandon() {
-	if st.writer == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := st.writer.Close(ctx, false, kafka.Progress{}); err != nil {
+	if err := st.ckpt.abandon(); err != nil {
 		st.log.Warn().Err(err).Msg("closing the writer of a failed stream")
 	}
-	st.writer = nil
 }
 
 // openWriter opens the stream's Kafka writer: the shared idempotent
@@ -533,8 +366,14 @@ func (st *stream) abandon() {
 // stored progress).
 func (st *stream) openWriter() error {
 	sink := st.srv.sink
+	st.ckpt = checkpointer{ctx: st.ctx, cancel: st.cancel,
+		took: func(d time.Duration) { st.srv.metrics.CheckpointDurable(string(st.delivery), d) },
+		produced: func(n, bytes int) { st.srv.metrics.RecordsProduced(st.desc.Topic, int64(n), int64(bytes)) }}
+	if st.ingest == nil {
+		st.ckpt.ack = st.acks.Checkpoint
+	}
 	if st.delivery == AtLeastOnce {
-		st.writer = sink.OpenAtLeastOnce()
+		st.ckpt.w = sink.OpenAtLeastOnce()
 		return nil
 	}
 	writer := ""
@@ -545,7 +384,7 @@ func (st *stream) openWriter() error {
 	if err != nil {
 		return err
 	}
-	st.writer = opened.Writer
+	st.ckpt.w = opened.Writer
 	if opened.HasProgress {
 		p := opened.Progress
 		if p.Topic != st.desc.Topic {
@@ -574,7 +413,7 @@ func (st *stream) readyMessage() []byte {
 // suffix is appended to every error message: what is durable, so a client
 // knows where it stands without another round trip.
 func (st *stream) suffix() string {
-	return fmt.Sprintf(" [durable_checkpoint=%d durable_rows=%d]", st.lastCheckpoint, st.durableRows)
+	return fmt.Sprintf(" [durable_checkpoint=%d durable_rows=%d]", st.ckpt.lastCheckpoint, st.ckpt.durableRows)
 }
 
 func nullable(n int64) any {
@@ -584,7 +423,6 @@ func nullable(n int64) any {
 	return n
 }
 
-func msTime(ms int64) time.Time { return time.UnixMilli(ms) }
 
 // batchBytes is the decoded size of a record batch: every buffer of every
 // column, children and dictionaries included.
