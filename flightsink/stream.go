@@ -367,7 +367,7 @@ func (st *stream) abandon() {
 func (st *stream) openWriter() error {
 	sink := st.srv.sink
 	st.ckpt = checkpointer{ctx: st.ctx, cancel: st.cancel,
-		took: func(d time.Duration) { st.srv.metrics.CheckpointDurable(string(st.delivery), d) },
+		took:     func(d time.Duration) { st.srv.metrics.CheckpointDurable(string(st.delivery), d) },
 		produced: func(n, bytes int) { st.srv.metrics.RecordsProduced(st.desc.Topic, int64(n), int64(bytes)) }}
 	if st.ingest == nil {
 		st.ckpt.ack = st.acks.Checkpoint
@@ -422,7 +422,6 @@ func nullable(n int64) any {
 	}
 	return n
 }
-
 
 // batchBytes is the decoded size of a record batch: every buffer of every
 // column, children and dictionaries included.
