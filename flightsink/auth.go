@@ -20,6 +20,7 @@ import (
 
 	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/internal/secret"
+	"github.com/flightsink/flightsink/kafka"
 )
 
 // AuthConfig is who may connect and what each principal may write.
@@ -251,7 +252,7 @@ func buildAuthenticator(c AuthConfig, f Config, m *metrics.Metrics) (*authentica
 	}
 	principals := map[string]*Principal{}
 	for i, pc := range c.Principals {
-		if pc.Name == "" || !validIDPart(pc.Name) {
+		if pc.Name == "" || !kafka.ValidIDPart(pc.Name) {
 			return nil, fmt.Errorf("auth.principals[%d].name: %q must be non-empty [A-Za-z0-9._-]", i, pc.Name)
 		}
 		if _, dup := principals[pc.Name]; dup {
@@ -367,15 +368,6 @@ func checkTransport(c AuthConfig, f Config) error {
 			"auth.allow_insecure_transport: true if a service mesh or proxy in front of flightsink terminates TLS", f.Listen)
 	}
 	return nil
-}
-
-func validIDPart(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
 }
 
 type principalKey struct{}

@@ -70,6 +70,14 @@ type Descriptor struct {
 	TopicField        string             // utf8 column choosing each row's topic
 }
 
+// writerNeedsExactlyOnce refuses a named writer in at-least-once mode.
+func writerNeedsExactlyOnce(d Delivery) error {
+	if d == AtLeastOnce {
+		return badDescriptor(`cmd: key "writer_id" requires "delivery":"exactly_once" (an at-least-once stream cannot be resumed)`)
+	}
+	return nil
+}
+
 // recordOptions are the descriptor's choices of what each record looks like.
 func (d *Descriptor) recordOptions() *kafka.RecordOptions {
 	return &kafka.RecordOptions{Topic: d.Topic, Format: kafka.Format(d.Format), JSON: d.JSON, JSONIncludeSchema: d.JSONIncludeSchema,
@@ -202,8 +210,8 @@ func parseCommand(cmd []byte, d *Descriptor) (*Descriptor, error) {
 		if !writerIDRE.MatchString(*raw.WriterID) {
 			return nil, badDescriptor(fmt.Sprintf(`cmd: key "writer_id": %q must be 1-200 characters of [A-Za-z0-9._-]`, clip(*raw.WriterID)))
 		}
-		if d.Delivery == AtLeastOnce {
-			return nil, badDescriptor(`cmd: key "writer_id" requires "delivery":"exactly_once" (an at-least-once stream cannot be resumed)`)
+		if err := writerNeedsExactlyOnce(d.Delivery); err != nil {
+			return nil, err
 		}
 		d.WriterID = *raw.WriterID
 	}

@@ -68,7 +68,8 @@ func (st *stream) reportOutcome(err error) {
 	}
 }
 
-// run executes the stream; every exit path leaves nothing open.
+// run opens the stream and runs its loop. On failure the caller ends the
+// writer (abandon): by then no commit is running (settleAfterFailure).
 func (st *stream) run() (err error) {
 	recv := startReceiver(st.grpc, st.srv.cfg.IdleTimeout)
 	defer recv.stop()
@@ -108,8 +109,8 @@ func (st *stream) run() (err error) {
 	}
 	if st.desc.WriterID != "" {
 		st.log = st.log.With().Str("writer_id", st.desc.WriterID).Logger()
-		if st.delivery != ExactlyOnce {
-			return badDescriptor(`cmd: key "writer_id" requires "delivery":"exactly_once" (an at-least-once stream cannot be resumed)`)
+		if err := writerNeedsExactlyOnce(st.delivery); err != nil {
+			return err // the server's default_delivery
 		}
 	}
 	if err := st.srv.authorize(st.principal, st.desc.Topic, st.delivery); err != nil {

@@ -115,16 +115,16 @@ func (c *Config) Validate() error {
 	if c.ProduceTimeout < time.Second {
 		return fmt.Errorf("kafka.produce_timeout: %v must be at least 1s", c.ProduceTimeout)
 	}
-	if c.TransactionalIDPrefix == "" || !validIDPart(c.TransactionalIDPrefix) {
+	if c.TransactionalIDPrefix == "" || !ValidIDPart(c.TransactionalIDPrefix) {
 		return fmt.Errorf("kafka.transactional_id_prefix: %q must be non-empty [A-Za-z0-9._-]", c.TransactionalIDPrefix)
 	}
-	if c.Replica == "" || !validIDPart(c.Replica) {
+	if c.Replica == "" || !ValidIDPart(c.Replica) {
 		return fmt.Errorf("kafka.replica: %q must be non-empty [A-Za-z0-9._-], unique and stable per server instance", c.Replica)
 	}
 	if c.MaxExactlyOnceStreams < 1 || c.MaxExactlyOnceStreams > 100_000 {
 		return fmt.Errorf("flight.max_streams: %d must be between 1 and 100000 (it sizes the exactly-once producer pool)", c.MaxExactlyOnceStreams)
 	}
-	if c.ProgressTopic == "" || !validIDPart(c.ProgressTopic) {
+	if c.ProgressTopic == "" || !ValidIDPart(c.ProgressTopic) {
 		return fmt.Errorf("kafka.progress_topic: %q must be a valid topic name", c.ProgressTopic)
 	}
 	if c.ProgressTopicPartitions < 1 {
@@ -142,7 +142,9 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-func validIDPart(s string) bool {
+// ValidIDPart reports whether s may be part of a transactional id, a
+// topic name or a principal name: [A-Za-z0-9._-] only.
+func ValidIDPart(s string) bool {
 	for _, r := range s {
 		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
 			return false

@@ -300,12 +300,18 @@ func (w *exactlyOnce) release(healthy bool) {
 // mapError maps a failed record of the open transaction: fencing and
 // broker-side aborts as for a commit, anything else as any produce error.
 func (w *exactlyOnce) mapError(err error) error {
-	if errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
-		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionAbortable) ||
-		errors.Is(err, kerr.InvalidTxnState) {
+	if fencedOrAborted(err) {
 		return w.mapCommitError(err)
 	}
 	return mapProduceError(err)
+}
+
+// fencedOrAborted reports the errors of a transaction that can never
+// commit: its producer was fenced, or the broker aborted it.
+func fencedOrAborted(err error) bool {
+	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionAbortable) ||
+		errors.Is(err, kerr.InvalidTxnState)
 }
 
 // mapCommitError tells fencing, a broker-side abort (transaction timeout)
@@ -313,9 +319,7 @@ func (w *exactlyOnce) mapError(err error) error {
 func (w *exactlyOnce) mapCommitError(err error) error {
 	timedOut := !w.txnStart.IsZero() && time.Since(w.txnStart) >= w.sink.cfg.TransactionTimeout
 	switch {
-	case errors.Is(err, kerr.ProducerFenced), errors.Is(err, kerr.InvalidProducerEpoch),
-		errors.Is(err, kerr.InvalidProducerIDMapping), errors.Is(err, kerr.TransactionAbortable),
-		errors.Is(err, kerr.InvalidTxnState):
+	case fencedOrAborted(err):
 		if timedOut {
 			return fmt.Errorf("%w: the transaction ran longer than kafka.transaction_timeout (%v) without a checkpoint, so the broker aborted it; checkpoint more often: %v",
 				ErrTxnAborted, w.sink.cfg.TransactionTimeout, err)

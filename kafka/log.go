@@ -32,7 +32,13 @@ func (l kzeroLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 	ev = ev.Str("component", "kgo")
 	for i := 0; i+1 < len(keyvals); i += 2 {
-		if k, ok := keyvals[i].(string); ok {
+		k, ok := keyvals[i].(string)
+		if !ok {
+			continue
+		}
+		if err, isErr := keyvals[i+1].(error); isErr {
+			ev = ev.Str(k, err.Error()) // an error's text, not its struct fields
+		} else {
 			ev = ev.Interface(k, keyvals[i+1])
 		}
 	}

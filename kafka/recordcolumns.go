@@ -8,11 +8,9 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 )
 
-// projection resolves value_fields / exclude_fields to the value's columns.
+// projection resolves value_fields / exclude_fields to the value's columns
+// (ValueFields wins: the descriptor parser refuses both).
 func projection(schema *arrow.Schema, d *RecordOptions) ([]int, *arrow.Schema, error) {
-	if len(d.ValueFields) > 0 && len(d.ExcludeFields) > 0 {
-		return nil, nil, optionError(`"value_fields" and "exclude_fields" exclude each other; give one`)
-	}
 	var idx []int
 	if len(d.ValueFields) > 0 {
 		for _, name := range d.ValueFields {

@@ -135,7 +135,7 @@ func New() *Metrics {
 		}, []string{"topic"}),
 		recordBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flightsink_record_bytes_produced_total",
-			Help: "Kafka record value bytes handed to a producer, by topic (topics beyond the first 1000 count as _other).",
+			Help: "Kafka record bytes (keys, values and headers) handed to a producer, by the stream's topic (rows routed by topic_field count under it; topics beyond the first 1000 count as _other).",
 		}, []string{"topic"}),
 		commitSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "flightsink_checkpoint_commit_seconds",

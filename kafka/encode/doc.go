@@ -1,5 +1,7 @@
 // Package encode turns rows of Arrow record batches into Kafka record parts:
-// JSON values ([JSON]), keys ([Key]) and timestamps ([Timestamp]).
+// JSON values ([JSON], with Kafka Connect's schema envelope from
+// [ConnectSchema]), Avro values ([Avro], with their schema from
+// [AvroSchema]), keys and raw values ([Key]) and timestamps ([Timestamp]).
 //
 // Everything here sits on the per-row hot path, so the work is split in
 // three phases. Encoders are built once per stream from the schema (type
