@@ -189,6 +189,9 @@ type exactlyOnce struct {
 	slot     int // pool slot, -1 for a named writer
 	promise  func(*kgo.Record, error)
 	txnStart time.Time // first record of the open transaction
+	// lastProgress is a named writer's newest progress record (its
+	// partition and offset once acknowledged).
+	lastProgress *kgo.Record
 }
 
 func (w *exactlyOnce) Produce(ctx context.Context, recs *Records) error {
@@ -222,6 +225,7 @@ func (w *exactlyOnce) commit(ctx context.Context, p Progress) error {
 		rec := w.sink.progress.record(p)
 		w.add(rec)
 		w.cl.Produce(ctx, rec, w.promise)
+		w.lastProgress = rec // its partition and offset are set once acknowledged
 	}
 	if err := w.flush(ctx); err != nil {
 		return err
@@ -251,6 +255,12 @@ func (w *exactlyOnce) Close(ctx context.Context, commit bool, p Progress) error 
 	if commit {
 		err := w.commit(ctx, p)
 		if err == nil {
+			// Kafka answers a commit before it has written the markers:
+			// wait (briefly) until the progress is readable, so the
+			// writer's status read right after the stream's done shows it.
+			if w.lastProgress != nil {
+				w.sink.progress.waitReadable(ctx, w.lastProgress, time.Second)
+			}
 			w.release(true)
 			return nil
 		}

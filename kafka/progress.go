@@ -112,6 +112,24 @@ func (p *progressStore) lastStableOffset(ctx context.Context, n int32) (int64, e
 	}
 }
 
+// waitReadable waits, at most max, until a read_committed reader sees the
+// committed progress record rec: the partition's last stable offset has
+// passed it.
+func (p *progressStore) waitReadable(ctx context.Context, rec *kgo.Record, max time.Duration) {
+	ctx, cancel := context.WithTimeout(ctx, max)
+	defer cancel()
+	for {
+		if lso, err := p.lastStableOffset(ctx, rec.Partition); err != nil || lso > rec.Offset {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
 // catchUp reads partition n from part.next up to lso, read_committed.
 func (p *progressStore) catchUp(ctx context.Context, n int32, part *progressPartition, lso int64) error {
 	cl, err := kgo.NewClient(append(p.sink.baseOpts(),

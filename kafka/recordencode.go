@@ -1,0 +1,205 @@
+package kafka
+
+import (
+	"fmt"
+	"strconv"
+	"time"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// recordStructBytes is what one kgo.Record costs besides its bytes.
+const recordStructBytes = int(unsafe.Sizeof(kgo.Record{}))
+
+// encode turns rows of the bound batch, from row `from` on, into records,
+// checking each against its topic's limits. It stops after p.chunkBytes of
+// records (their bytes and structs), so a batch that expands into more than
+// that (a run-end encoded or dictionary column) is built and produced one
+// chunk at a time; next is the first row it did not encode (rows when
+// done). firstRow is the stream row number of the batch's row 0, batch the
+// stream's batch number, checkpoint the number the rows' checkpoint will
+// have (for provenance headers), now the produce time for the whole batch.
+func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time) (out *Records, next int, err error) {
+	b := &p.bound
+	out = p.pool.get()
+	// sized from the rows so far: what this chunk will most likely hold
+	if want := min(rows-from, p.chunkBytes/(p.bytesPerRow+recordStructBytes)+1); cap(out.records) < want {
+		out.records = make([]kgo.Record, 0, want)
+	}
+	out.records = out.records[:0]
+	buf := out.buf[:0]
+	if want := min((rows-from)*p.bytesPerRow, p.chunkBytes) + 64; cap(buf) < want {
+		buf = make([]byte, 0, want)
+	}
+	perRow := 2 // value and key spans
+	p.spans = p.spans[:0]
+	p.hdrs = p.hdrs[:0]
+	p.hdrStart = p.hdrStart[:0]
+	win := timestampWindow(p.info, now)
+	i := from
+	for ; i < rows; i++ {
+		if i > from && len(buf)+(i-from)*recordStructBytes >= p.chunkBytes {
+			break
+		}
+		out.records = append(out.records, kgo.Record{}) // zeroed: kgo sets fields of its own on produced records
+		r := &out.records[i-from]
+		r.Partition = -1  // the default partitioner decides, unless partition_field says
+		r.Timestamp = now // the produce time, read once per batch (kgo would read the clock per record)
+		info := p.info
+		r.Topic = p.d.Topic
+		if b.topic != nil {
+			if b.topic.IsNull(i) {
+				return nil, 0, &RowError{i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
+			}
+			t, ok := p.topics[b.topic.Value(i)]
+			if !ok {
+				return nil, 0, &RowError{i, fmt.Sprintf("its topic_field topic %q was not resolved (UnknownTopics) before encoding", b.topic.Value(i))}
+			}
+			info = t.info
+			r.Topic = t.name
+		}
+		start := len(buf)
+		tombstone := b.tomb != nil && b.tomb.IsValid(i) && b.tomb.Value(i)
+		if p.floor != nil && !tombstone {
+			// what a few bytes on the wire expand into, checked before encoding
+			if limit := int64(info.MaxMessageBytes) - recordOverhead; p.floor.row(i, limit) > limit {
+				return nil, 0, &RowError{i, fmt.Sprintf(
+					"its record would be over topic %q's max.message.bytes (%d): its lists have more elements, or its views more bytes, than that",
+					r.Topic, info.MaxMessageBytes)}
+			}
+		}
+		value := span{-1, -1}
+		switch {
+		case tombstone:
+		case p.raw != nil:
+			var ok bool
+			if buf, ok = p.raw.AppendKey(buf, i); ok {
+				value = span{start, len(buf)}
+			}
+		default:
+			buf = append(buf, p.prefix...)
+			buf = append(buf, p.envelope...)
+			buf = p.value.AppendRow(buf, i)
+			if p.envelope != nil {
+				buf = append(buf, '}')
+			}
+			value = span{start, len(buf)}
+		}
+		size := len(buf) - start
+		key := span{-1, -1}
+		if p.key != nil {
+			kstart := len(buf)
+			var ok bool
+			if buf, ok = p.key.AppendKey(buf, i); ok {
+				key = span{kstart, len(buf)}
+			} else if info.Compacted {
+				return nil, 0, &RowError{i, fmt.Sprintf(
+					"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", r.Topic)}
+			}
+			size += len(buf) - kstart
+		}
+		p.spans = append(p.spans, value, key)
+		p.hdrStart = append(p.hdrStart, len(p.hdrs))
+		if b.hdrs != nil {
+			var err error
+			if buf, err = b.hdrs.appendHeaders(buf, i, p); err != nil {
+				return nil, 0, &RowError{i, err.Error()}
+			}
+		}
+		if p.provenance {
+			buf = p.appendProvenance(buf, firstRow+int64(i), checkpoint)
+		}
+		for _, h := range p.hdrs[p.hdrStart[i-from]:] {
+			size += len(h.key) + h.val.end - h.val.start + 10
+		}
+		for _, h := range p.staticHeaders {
+			size += len(h.Key) + len(h.Value) + 10
+		}
+		if p.ts != nil {
+			if ms, ok := p.ts.Millis(i); ok {
+				// the stream topic's window is worked out once per batch
+				if b.topic != nil || ms < win.lo || ms > win.hi {
+					if problem := timestampAllowed(ms, info, now); problem != "" {
+						return nil, 0, &RowError{i, problem}
+					}
+				}
+				r.Timestamp = time.UnixMilli(ms)
+			}
+		}
+		if b.part != nil {
+			if v, ok := b.part(i); ok {
+				if v < 0 || v >= int64(info.Partitions) {
+					return nil, 0, &RowError{i, fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
+						p.d.PartitionField, v, r.Topic, info.Partitions-1)}
+				}
+				r.Partition = int32(v)
+			}
+		}
+		if size+recordOverhead > int(info.MaxMessageBytes) {
+			return nil, 0, &RowError{i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
+				size+recordOverhead, r.Topic, info.MaxMessageBytes)}
+		}
+	}
+	n := i - from
+	p.hdrStart = append(p.hdrStart, len(p.hdrs))
+	hdrStart := p.hdrStart
+	// Slice only now: the buffer may have moved while growing.
+	withHeaders := len(p.hdrs)+len(p.staticHeaders) > 0
+	if want := len(p.hdrs) + n*len(p.staticHeaders); withHeaders && cap(out.headers) >= want {
+		out.headers = out.headers[:0]
+	} else if withHeaders {
+		out.headers = make([]kgo.RecordHeader, 0, want)
+	}
+	for i := range out.records {
+		r := &out.records[i]
+		if v := p.spans[i*perRow]; v.start >= 0 {
+			r.Value = buf[v.start:v.end:v.end]
+		}
+		if k := p.spans[i*perRow+1]; k.start >= 0 {
+			r.Key = buf[k.start:k.end:k.end]
+		}
+		if withHeaders {
+			from := len(out.headers)
+			out.headers = append(out.headers, p.staticHeaders...)
+			for _, h := range p.hdrs[hdrStart[i]:hdrStart[i+1]] {
+				var v []byte
+				if h.val.start >= 0 {
+					v = buf[h.val.start:h.val.end:h.val.end]
+				}
+				out.headers = append(out.headers, kgo.RecordHeader{Key: h.key, Value: v})
+			}
+			r.Headers = out.headers[from:len(out.headers):len(out.headers)]
+		}
+	}
+	if n > 0 {
+		p.bytesPerRow = len(buf)/n + 1
+	}
+	out.buf = buf
+	return out, i, nil
+}
+
+// internString keeps one copy of each topic or header name.
+func (p *Plan) internString(s string) string {
+	if v, ok := p.intern[s]; ok {
+		return v
+	}
+	s = string([]byte(s)) // own the bytes: s may point into Arrow memory
+	p.intern[s] = s
+	return s
+}
+
+// appendProvenance adds the headers that let at-least-once consumers drop
+// duplicates: the writer, the checkpoint the row belongs to, its stream row.
+func (p *Plan) appendProvenance(buf []byte, row, checkpoint int64) []byte {
+	start := len(buf)
+	buf = append(buf, p.d.WriterID...)
+	p.hdrs = append(p.hdrs, hdrRef{"flightsink-writer", span{start, len(buf)}})
+	start = len(buf)
+	buf = strconv.AppendInt(buf, checkpoint, 10)
+	p.hdrs = append(p.hdrs, hdrRef{"flightsink-checkpoint", span{start, len(buf)}})
+	start = len(buf)
+	buf = strconv.AppendInt(buf, row, 10)
+	p.hdrs = append(p.hdrs, hdrRef{"flightsink-row", span{start, len(buf)}})
+	return buf
+}

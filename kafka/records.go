@@ -1,0 +1,99 @@
+package kafka
+
+import (
+	"sync"
+	"unsafe"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Records is one record batch turned into Kafka records. The records
+// point into buffers owned by this value; they stay untouched until Kafka
+// acknowledges them.
+type Records struct {
+	records []kgo.Record
+	buf     []byte
+	headers []kgo.RecordHeader
+	pool    *RecordPool // where the batch goes once Kafka has acknowledged it
+}
+
+// Recycle returns a batch its holder no longer needs to its pool (a
+// Writer does so once Kafka acknowledged it).
+func (b *Records) Recycle() { b.pool.put(b) }
+
+// Len is the number of records.
+func (b *Records) Len() int { return len(b.records) }
+
+// Bytes is the size of the records' keys, values and headers.
+func (b *Records) Bytes() int { return len(b.buf) }
+
+// acked is what a Writer calls once every record is acknowledged.
+func (b *Records) acked() func() {
+	if b.pool == nil {
+		return nil
+	}
+	return b.Recycle
+}
+
+// footprint is the memory the batch's slices hold.
+func (b *Records) footprint() int {
+	return cap(b.buf) + cap(b.records)*int(unsafe.Sizeof(kgo.Record{})) + cap(b.headers)*int(unsafe.Sizeof(kgo.RecordHeader{}))
+}
+
+// RecordPool keeps a few acknowledged batches for the next ones to encode
+// into: a stream then reuses its record slices and value buffers instead of
+// allocating (and the GC collecting) them per batch. It holds at most
+// maxBytes (a share of kafka.max_buffered_bytes), so it adds little to a
+// stream's memory. Safe for concurrent use: producer goroutines put, the
+// read loop gets.
+type RecordPool struct {
+	mu       sync.Mutex
+	free     []*Records
+	bytes    int
+	maxBytes int
+}
+
+// NewRecordPool keeps at most maxBytes of acknowledged batches.
+func NewRecordPool(maxBytes int) *RecordPool { return &RecordPool{maxBytes: maxBytes} }
+
+// get returns a pooled batch, or a new empty one.
+func (bp *RecordPool) get() *Records {
+	if bp == nil {
+		return &Records{}
+	}
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if n := len(bp.free); n > 0 {
+		b := bp.free[n-1]
+		bp.free[n-1] = nil
+		bp.free = bp.free[:n-1]
+		bp.bytes -= b.footprint()
+		return b
+	}
+	return &Records{pool: bp}
+}
+
+// put keeps b for reuse if the pool has room; otherwise the GC takes it.
+func (bp *RecordPool) put(b *Records) {
+	if bp == nil {
+		return
+	}
+	size := b.footprint()
+	bp.mu.Lock()
+	defer bp.mu.Unlock()
+	if bp.bytes+size <= bp.maxBytes {
+		bp.free = append(bp.free, b)
+		bp.bytes += size
+	}
+}
+
+// Size is what the batch's records count against kafka.max_buffered_bytes
+// (RecordSize of each): what a caller holding them counts against a
+// Writer's Backlog.
+func (b *Records) Size() int {
+	n := 0
+	for i := range b.records {
+		n += RecordSize(&b.records[i])
+	}
+	return n
+}
