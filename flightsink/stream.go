@@ -374,4 +374,3 @@ func nullable(n int64) any {
 	}
 	return n
 }
-
