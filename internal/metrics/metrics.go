@@ -21,6 +21,7 @@
 //	checkpoint_seconds{delivery}                histogram time for a checkpoint to become durable
 //	produce_errors_total{code}                  counter  produce errors by Kafka error name (or "timeout")
 //	producer_buffered_bytes                     gauge    bytes buffered in producers, not yet acknowledged
+//	replica_claimed{replica}                    gauge    1 while the server holds its claimed replica name, else 0
 //
 // plus the Go runtime (go_*) and process (process_*) collectors.
 package metrics
@@ -78,6 +79,7 @@ type Metrics struct {
 	checkpointSecs   *prometheus.HistogramVec
 	produceErrors    *prometheus.CounterVec
 	bufferedBytes    prometheus.Gauge
+	replicaClaimed   *prometheus.GaugeVec
 	topicsMu         sync.RWMutex
 	topics           map[string]topicCounters
 	overflowCounters topicCounters
@@ -136,6 +138,10 @@ func New() *Metrics {
 			Name: "flightsink_producer_buffered_bytes",
 			Help: "Bytes handed to Kafka producers and not yet acknowledged (bounded by kafka.max_buffered_bytes per producer).",
 		}),
+		replicaClaimed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flightsink_replica_claimed",
+			Help: "1 while this server holds its replica name (kafka.replica, or the kafka.replica_slots name it claimed), 0 once it lost it or could not renew it; the replica label is the name.",
+		}, []string{"replica"}),
 		topics: map[string]topicCounters{},
 	}
 	txns := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -157,7 +163,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.streamsOpen, m.streamsTotal, m.rowsReceived, m.bytesReceived,
 		m.recordsProduced, m.recordBytes, txns, m.commitSeconds, m.checkpointSecs,
-		m.produceErrors, m.bufferedBytes,
+		m.produceErrors, m.bufferedBytes, m.replicaClaimed,
 	)
 	return m
 }
@@ -315,4 +321,18 @@ func (m *Metrics) BufferedBytes(delta int64) {
 		return
 	}
 	m.bufferedBytes.Add(float64(delta))
+}
+
+// ReplicaClaimed sets flightsink_replica_claimed{replica=name}: 1 while the
+// server holds its replica name, 0 when it does not (lost, not renewed).
+// A server claims one name in its life, so the label has one value.
+func (m *Metrics) ReplicaClaimed(name string, held bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if held {
+		v = 1
+	}
+	m.replicaClaimed.WithLabelValues(name).Set(v)
 }
