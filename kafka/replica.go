@@ -116,7 +116,7 @@ type ReplicaClaim struct {
 	released bool
 	held     bool // as last reported to onChange
 
-	stop      chan struct{}
+	cancel    context.CancelFunc // ends the heartbeat goroutine and its requests
 	done      chan struct{}
 	closeOnce sync.Once
 }
@@ -144,7 +144,7 @@ func (s *Sink) ClaimReplica(ctx context.Context, id ReplicaIdentity, onChange fu
 	self := claimRecord{Session: hex.EncodeToString(session), Address: id.Address, Host: id.Host, PID: id.PID,
 		Started: id.Started.UTC(), TTLMs: s.cfg.ReplicaClaimTTL.Milliseconds()}
 	c := &ReplicaClaim{sink: s, self: self, ttl: s.cfg.ReplicaClaimTTL, interval: s.cfg.ReplicaClaimTTL / 3,
-		onChange: onChange, now: time.Now, stop: make(chan struct{}), done: make(chan struct{})}
+		onChange: onChange, now: time.Now, done: make(chan struct{})}
 	if err := c.acquire(ctx); err != nil {
 		return nil, err
 	}
@@ -154,7 +154,9 @@ func (s *Sink) ClaimReplica(ctx context.Context, id ReplicaIdentity, onChange fu
 	if onChange != nil {
 		onChange(ReplicaStatus{Name: c.name, Held: true})
 	}
-	go c.run()
+	bg, cancelBeats := context.WithCancel(context.Background())
+	c.cancel = cancelBeats
+	go c.run(bg)
 	return c, nil
 }
 
@@ -360,12 +362,23 @@ func (c *ReplicaClaim) newProducer() (*kgo.Client, error) {
 	return cl, nil
 }
 
-// beatOnce writes one record of kind in a transaction of the claim producer.
+// beatOnce writes one record of kind in a transaction of the claim
+// producer, first aborting what an earlier heartbeat could not end (Kafka
+// was unreachable). ctx bounds every step.
 func (c *ReplicaClaim) beatOnce(ctx context.Context, cl *kgo.Client, kind string) error {
 	rec := c.self
 	rec.Kind, rec.Replica, rec.At, rec.ReplacesOffset = kind, c.name, c.now().UTC(), -1
 	v, err := json.Marshal(rec)
 	if err != nil {
+		return err
+	}
+	if err := cl.AbortBufferedRecords(ctx); err != nil {
+		return err
+	}
+	if err := cl.EndTransaction(ctx, kgo.TryAbort); err != nil { // a no-op unless one is left open
+		return fmt.Errorf("aborting an unfinished heartbeat transaction: %w", err)
+	}
+	if _, _, err := cl.ProducerID(ctx); err != nil { // so BeginTransaction does not wait on its own
 		return err
 	}
 	if err := cl.BeginTransaction(); err != nil {
@@ -393,22 +406,23 @@ func isFencedErr(err error) bool {
 }
 
 // run heartbeats every TTL/3 until Release.
-func (c *ReplicaClaim) run() {
+func (c *ReplicaClaim) run(ctx context.Context) {
 	defer close(c.done)
 	t := time.NewTicker(c.interval)
 	defer t.Stop()
 	for {
 		select {
-		case <-c.stop:
+		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		c.beat()
+		c.beat(ctx)
 	}
 }
 
-// beat makes one heartbeat and reports a change of state.
-func (c *ReplicaClaim) beat() {
+// beat makes one heartbeat (recovering the producer after a failure) and
+// reports a change of state.
+func (c *ReplicaClaim) beat(ctx context.Context) {
 	c.mu.Lock()
 	cl := c.cl
 	lost := c.lost != nil
@@ -416,12 +430,12 @@ func (c *ReplicaClaim) beat() {
 	if lost {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), c.interval)
-	defer cancel()
 	start := c.now()
-	err := c.beatOnce(ctx, cl, claimKindBeat)
-	if isFencedErr(err) {
-		err = c.recover(cl, err)
+	bctx, cancel := context.WithTimeout(ctx, c.interval)
+	err := c.beatOnce(bctx, cl, claimKindBeat)
+	cancel()
+	if err != nil && ctx.Err() == nil {
+		err = c.recover(ctx, err)
 	}
 	c.mu.Lock()
 	c.lastErr = err
@@ -435,21 +449,23 @@ func (c *ReplicaClaim) beat() {
 	c.report()
 }
 
-// recover follows a fenced heartbeat: if the log shows another holder, the
-// name is lost for good; otherwise the epoch was bumped by a heartbeat
-// transaction timing out, and a new producer takes the claim up again.
-func (c *ReplicaClaim) recover(old *kgo.Client, fenced error) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*c.sink.cfg.ProduceTimeout)
+// recover follows a failed heartbeat. If the log shows another holder, the
+// name is lost for good. Otherwise a new claim producer takes over from the
+// failed one (a fresh InitProducerID aborts whatever the old one left open,
+// and is the way back after the broker bumped the epoch of a heartbeat
+// transaction that timed out) and heartbeats.
+func (c *ReplicaClaim) recover(ctx context.Context, failed error) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*c.sink.cfg.ProduceTimeout)
 	defer cancel()
 	h, err := c.sink.holderNow(ctx, c.key)
 	if err != nil {
-		return err
+		return fmt.Errorf("%v (and reading the replica topic: %v)", failed, err)
 	}
 	if h != nil && h.rec.Session != c.self.Session {
 		c.mu.Lock()
 		c.lost = fmt.Errorf("%w: kafka.replica %q was taken over by %s (this server's heartbeats had not reached Kafka for kafka.replica_claim_ttl, or another server was given the same name); "+
 			"this server takes no more exactly-once streams: restart it with its own kafka.replica (FLIGHTSINK_KAFKA_REPLICA): %v",
-			ErrReplicaNotHeld, c.name, h.rec.describe(), fenced)
+			ErrReplicaNotHeld, c.name, h.rec.describe(), failed)
 		c.mu.Unlock()
 		return c.lost
 	}
@@ -459,13 +475,14 @@ func (c *ReplicaClaim) recover(old *kgo.Client, fenced error) error {
 	}
 	if err := c.beatOnce(ctx, cl, claimKindBeat); err != nil {
 		cl.Close()
-		return err
+		return fmt.Errorf("%v (and with a new claim producer: %v)", failed, err)
 	}
 	c.mu.Lock()
+	old := c.cl
 	c.cl = cl
 	c.mu.Unlock()
 	old.Close()
-	c.sink.log.Info().Str("replica", c.name).Msg("replica claim producer re-initialised after its epoch was bumped")
+	c.sink.log.Info().Str("replica", c.name).AnErr("after", failed).Msg("replica claim producer re-initialised")
 	return nil
 }
 
@@ -505,8 +522,12 @@ func (c *ReplicaClaim) Err() error {
 		return fmt.Errorf("%w: kafka.replica %q was released (shutting down)", ErrReplicaNotHeld, c.name)
 	}
 	if age := c.now().Sub(c.lastOK); age > c.ttl {
-		return fmt.Errorf("%w: no heartbeat of the claim on kafka.replica %q reached Kafka for %v (kafka.replica_claim_ttl %v), so another server may take the name over: %v",
-			ErrReplicaNotHeld, c.name, age.Round(time.Millisecond), c.ttl, c.lastErr)
+		why := "a heartbeat is under way"
+		if c.lastErr != nil {
+			why = c.lastErr.Error()
+		}
+		return fmt.Errorf("%w: no heartbeat of the claim on kafka.replica %q reached Kafka for %v (kafka.replica_claim_ttl %v), so another server may take the name over: %s",
+			ErrReplicaNotHeld, c.name, age.Round(time.Millisecond), c.ttl, why)
 	}
 	return nil
 }
@@ -522,9 +543,9 @@ func (c *ReplicaClaim) Status() ReplicaStatus {
 // must have ended. It is safe to call more than once.
 func (c *ReplicaClaim) Release(ctx context.Context) {
 	c.closeOnce.Do(func() {
-		close(c.stop)
-		<-c.done
 		held := c.Err() == nil
+		c.cancel()
+		<-c.done
 		c.mu.Lock()
 		c.released = true
 		cl := c.cl
