@@ -164,7 +164,7 @@ func identity(addr string) ReplicaIdentity {
 // abandon stops a claim the way a crash does: no release, no heartbeat.
 func (c *ReplicaClaim) abandon() {
 	c.closeOnce.Do(func() {
-		close(c.stop)
+		c.cancel()
 		<-c.done
 		c.mu.Lock()
 		c.released = true

@@ -41,7 +41,7 @@ type Sink struct {
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
 
-	replica string                      // the name in the pool ids: kafka.replica, or the one ClaimReplica got
+	replica string                       // the name in the pool ids: kafka.replica, or the one ClaimReplica got
 	claim   atomic.Pointer[ReplicaClaim] // nil: no claim made (library use, tests)
 }
 
