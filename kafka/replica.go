@@ -342,6 +342,9 @@ func (c *ReplicaClaim) firstBeat(ctx context.Context) error {
 			return fmt.Errorf("%w: kafka.replica %q was taken by %s right after this server claimed it; "+
 				"give each server its own kafka.replica (FLIGHTSINK_KAFKA_REPLICA): %v", ErrReplicaInUse, c.name, who, err)
 		}
+		if errors.Is(err, kerr.InvalidTransactionTimeout) {
+			return fmt.Errorf("kafka.replica_claim_ttl: %v is more than the brokers allow (transaction.max.timeout.ms); lower it: %w", c.ttl, err)
+		}
 		return fmt.Errorf("first heartbeat of the claim on kafka.replica %q: %w", c.name, err)
 	}
 	c.lastOK = start
