@@ -231,16 +231,17 @@ func (s *Sink) holderNow(ctx context.Context, key string) (*claimHolder, error) 
 }
 
 // ensureReplicaTopic creates the compacted single-partition replica topic
-// when missing. Records younger than an hour are never compacted, so every
-// server replays the recent claims in full.
+// when missing. Records younger than ten minutes (twice the longest
+// kafka.replica_claim_ttl) are never compacted, so every server replays the
+// recent claims in full, and a start-up reads little more than that.
 func (s *Sink) ensureReplicaTopic(ctx context.Context) error {
 	_, err := s.describe(ctx, s.cfg.ReplicaTopic)
 	if errors.Is(err, ErrTopicMissing) {
-		compact, hour := "compact", "3600000"
+		compact, tenMinutes := "compact", "600000"
 		resp, cerr := s.admin.CreateTopic(ctx, 1, -1, map[string]*string{
 			"cleanup.policy":        &compact,
-			"segment.ms":            &hour,
-			"min.compaction.lag.ms": &hour,
+			"segment.ms":            &tenMinutes,
+			"min.compaction.lag.ms": &tenMinutes,
 		}, s.cfg.ReplicaTopic)
 		if cerr == nil {
 			cerr = resp.Err
