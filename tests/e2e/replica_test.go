@@ -192,6 +192,7 @@ func TestSameReplicaNameRefused(t *testing.T) {
 	kafkatest.CreateTopic(t, brokers, topic, 2, nil)
 	prefix := uniquePrefix(t)
 	maddr := freeAddr(t)
+	launched := time.Now().UTC()
 	a := startServer(t, serverConfig{brokers: brokers, replica: "same", prefix: prefix,
 		env: []string{"FLIGHTSINK_METRICS_LISTEN=" + maddr}})
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
@@ -216,12 +217,19 @@ func TestSameReplicaNameRefused(t *testing.T) {
 	refusal := b.log()
 	for _, want := range []string{
 		`kafka.replica "same" is held by a flightsink at ` + a.addr,
-		"started " + time.Now().UTC().Format("2006-01-02T"), // the holder's start time
 		"kafka.replica (FLIGHTSINK_KAFKA_REPLICA)",
 	} {
 		if !strings.Contains(refusal, want) {
 			t.Errorf("the refusal lacks %q:\n%s", want, refusal)
 		}
+	}
+	// The holder's start time, to the second, between its launch and now.
+	m := regexp.MustCompile(`started (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ)`).FindStringSubmatch(lastLine(refusal))
+	if m == nil {
+		t.Fatalf("the refusal does not say when the holder started:\n%s", refusal)
+	}
+	if at, err := time.Parse(time.RFC3339, m[1]); err != nil || at.Before(launched.Truncate(time.Second)) || at.After(time.Now()) {
+		t.Errorf("the refusal says the holder started %s (%v); it was launched at %s", m[1], err, launched.Format(time.RFC3339))
 	}
 	t.Logf("the second server refused: %s", lastLine(refusal))
 
