@@ -43,8 +43,23 @@ type Config struct {
 	// Replica names this server instance inside the transactional-id pool.
 	// It must be unique among live replicas and stable across restarts (a
 	// StatefulSet ordinal, a host name): two live servers with one replica
-	// name abort each other's transactions.
+	// name abort each other's transactions, so a server claims its name in
+	// ReplicaTopic before it serves and refuses to start while another live
+	// server holds it (replica.go).
 	Replica string `yaml:"replica"`
+	// ReplicaSlots, when above 0, makes Replica a base name: the server
+	// claims the first free name of <replica>-0 … <replica>-(slots-1), so
+	// identical containers (docker compose --scale) need no per-replica
+	// setting and the transactional-id pool stays bounded.
+	ReplicaSlots int `yaml:"replica_slots"`
+	// ReplicaClaimTTL bounds how long the claim of a server that stopped
+	// without releasing it (a crash, SIGKILL) keeps its name from the next
+	// server: it heartbeats every TTL/3, and a newcomer that sees no
+	// heartbeat for one TTL takes the name over.
+	ReplicaClaimTTL time.Duration `yaml:"replica_claim_ttl"`
+	// ReplicaTopic is the compacted single-partition topic of replica
+	// claims; created at start-up when missing.
+	ReplicaTopic string `yaml:"replica_topic"`
 	// TransactionTimeout is the Kafka transaction timeout; checkpoints must
 	// come more often than this.
 	TransactionTimeout time.Duration `yaml:"transaction_timeout"`
@@ -82,6 +97,8 @@ func DefaultConfig() Config {
 		CreateTopics:            false,
 		TransactionalIDPrefix:   "flightsink",
 		Replica:                 "0",
+		ReplicaClaimTTL:         10 * time.Second,
+		ReplicaTopic:            "flightsink-replicas",
 		TransactionTimeout:      60 * time.Second,
 		MaxExactlyOnceStreams:   64,
 		ProgressTopic:           "flightsink-writers",
@@ -120,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Replica == "" || !ValidIDPart(c.Replica) {
 		return fmt.Errorf("kafka.replica: %q must be non-empty [A-Za-z0-9._-], unique and stable per server instance", c.Replica)
+	}
+	if err := c.validateReplica(); err != nil {
+		return err
 	}
 	if c.MaxExactlyOnceStreams < 1 || c.MaxExactlyOnceStreams > 100_000 {
 		return fmt.Errorf("flight.max_streams: %d must be between 1 and 100000 (it sizes the exactly-once producer pool)", c.MaxExactlyOnceStreams)

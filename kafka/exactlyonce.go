@@ -58,7 +58,7 @@ func (p *txnPool) put(n int, cl *kgo.Client) {
 
 // poolID is the transactional.id of pool slot n.
 func (s *Sink) poolID(n int) string {
-	return fmt.Sprintf("%s-p-%s-%d", s.cfg.TransactionalIDPrefix, s.cfg.Replica, n)
+	return fmt.Sprintf("%s-%d", s.cfg.poolStem(s.replica), n)
 }
 
 // WriterTransactionalID is the transactional.id of a named writer.
@@ -119,8 +119,15 @@ type Opened struct {
 // writerID, it always initialises a fresh producer (which fences every older
 // producer of that writer, on any replica, and settles their open
 // transaction) before it reads the writer's progress. Without one, it takes
-// a producer from the pool.
+// a producer from the pool. A server that does not hold its replica claim
+// (ClaimReplica) opens none: ErrUnavailable, so the client retries on
+// another replica.
 func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Opened, error) {
+	if c := s.claim.Load(); c != nil {
+		if err := c.Err(); err != nil {
+			return nil, fmt.Errorf("%w: this server takes no exactly-once streams while it does not hold its replica name: %v", ErrUnavailable, err)
+		}
+	}
 	w := &exactlyOnce{sink: s, topic: topic, writerID: writerID, slot: -1,
 		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics}}
 	w.inflight.mapErr = w.mapError

@@ -8,5 +8,6 @@ package kafka
 func (s *Sink) OwnedTopics() map[string]string {
 	return map[string]string{
 		s.cfg.ProgressTopic: "kafka.progress_topic",
+		s.cfg.ReplicaTopic:  "kafka.replica_topic",
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
@@ -39,6 +40,9 @@ type Sink struct {
 
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
+
+	replica string                       // the name in the pool ids: kafka.replica, or the one ClaimReplica got
+	claim   atomic.Pointer[ReplicaClaim] // nil: no claim made (library use, tests)
 }
 
 // TopicInfo is what a stream needs to know about its topic.
@@ -74,7 +78,8 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 		return nil, err
 	}
 	extra = append(security, extra...)
-	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra}
+	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra,
+		replica: cfg.Replica}
 	if s.registry, err = newRegistry(cfg.SchemaRegistry); err != nil {
 		return nil, err
 	}
@@ -170,8 +175,12 @@ func (s *Sink) Prepare(ctx context.Context) error {
 // SetMetrics makes the sink's writers report to m (before the first stream).
 func (s *Sink) SetMetrics(m *metrics.Metrics) { s.metrics = m }
 
-// Close closes every client the sink made. Streams must have ended.
+// Close releases the replica claim (if any) and closes every client the
+// sink made. Streams must have ended.
 func (s *Sink) Close() {
+	if c := s.claim.Load(); c != nil {
+		c.Release(context.Background())
+	}
 	s.stop()
 	s.shared.Close()
 	s.adminc.Close()
@@ -307,7 +316,7 @@ func (s *Sink) unavailable(ctx context.Context, err error) error {
 }
 
 // ListTopics lists the cluster's topics, without internal ones and without
-// the progress topic.
+// the topics the server owns (OwnedTopics).
 func (s *Sink) ListTopics(ctx context.Context) ([]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
@@ -316,8 +325,9 @@ func (s *Sink) ListTopics(ctx context.Context) ([]string, error) {
 		return nil, s.unavailable(ctx, fmt.Errorf("listing topics: %w", err))
 	}
 	var out []string
+	owned := s.OwnedTopics()
 	for _, name := range topics.Names() {
-		if name != s.cfg.ProgressTopic {
+		if _, ok := owned[name]; !ok {
 			out = append(out, name)
 		}
 	}
@@ -354,6 +364,10 @@ func (s *Sink) CreateTopicsAllowed() bool { return s.cfg.CreateTopics }
 
 // Config returns the sink's configuration.
 func (s *Sink) Config() Config { return s.cfg }
+
+// Replica is the replica name in this server's pool ids: the claimed one
+// after ClaimReplica, else kafka.replica.
+func (s *Sink) Replica() string { return s.replica }
 
 // Lookup is Topic without creating a missing topic.
 func (s *Sink) Lookup(ctx context.Context, topic string) (TopicInfo, error) {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 )
 
 func serve(args []string) error {
+	started := time.Now()
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
 	configPath := fl.String("config", "", "YAML config file (default ./config.yaml if present, else built-in defaults)")
 	listen := fl.String("listen", "", "Flight listen address HOST:PORT (overrides flight.listen)")
@@ -83,11 +85,19 @@ func serve(args []string) error {
 	defer sink.Close()
 	m := metrics.New()
 	sink.SetMetrics(m)
-	hc := health.New(sink.Ping, cfg.Metrics.CheckInterval, health.WithOnChange(func(ok bool, err error) {
+	// Ready only while Kafka answers and this server holds its replica name.
+	var claim atomic.Pointer[kafka.ReplicaClaim]
+	replica := func() (string, error) {
+		if c := claim.Load(); c != nil {
+			return c.Name(), c.Err()
+		}
+		return "", fmt.Errorf("claiming a replica name (kafka.replica %q, kafka.replica_slots %d)", cfg.Kafka.Replica, cfg.Kafka.ReplicaSlots)
+	}
+	hc := health.New(sink.Ping, cfg.Metrics.CheckInterval, health.WithReplica(replica), health.WithOnChange(func(ok bool, err error) {
 		if ok {
-			log.Info().Msg("Kafka reachable: ready")
+			log.Info().Msg("ready")
 		} else {
-			log.Warn().Err(err).Msg("Kafka unreachable: not ready")
+			log.Warn().Err(err).Msg("not ready")
 		}
 	}))
 	defer hc.Close()
@@ -102,6 +112,17 @@ func serve(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
+	// The replica name first: the pool Prepare re-initialises is the claimed name's.
+	if err := sink.Ping(ctx); err != nil {
+		return err
+	}
+	c, err := sink.ClaimReplica(ctx, identity(cfg.Flight.Listen, started), func(st kafka.ReplicaStatus) {
+		m.ReplicaClaimed(st.Name, st.Held)
+	})
+	if err != nil {
+		return err
+	}
+	claim.Store(c)
 	if err := sink.Prepare(ctx); err != nil {
 		return err
 	}
@@ -118,7 +139,7 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("flight.listen: %w", err)
 	}
-	log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).
+	log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).Str("replica", c.Name()).
 		Bool("tls", cfg.Flight.TLSCertFile != "").Bool("auth", srv.AuthEnabled()).
 		Str("default_delivery", string(cfg.Flight.DefaultDelivery)).Msg("flightsink serving")
 
@@ -132,8 +153,23 @@ func serve(args []string) error {
 	stop() // a second signal kills the process the default way
 	hc.Close()
 	srv.Shutdown(context.Background())
+	c.Release(context.Background()) // streams have ended: the next server with this name may start at once
 	log.Info().Msg("flightsink stopped")
 	return <-errc
+}
+
+// identity is what this server tells others in its replica claim: the
+// Flight address (the host name when it listens on every interface), host,
+// pid and start time.
+func identity(listen string, started time.Time) kafka.ReplicaIdentity {
+	host, _ := os.Hostname()
+	addr := listen
+	if h, port, err := net.SplitHostPort(listen); err == nil && host != "" {
+		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
+			addr = net.JoinHostPort(host, port)
+		}
+	}
+	return kafka.ReplicaIdentity{Address: addr, Host: host, PID: os.Getpid(), Started: started}
 }
 
 // startDevKafka starts the embedded in-memory broker for --dev.

@@ -590,8 +590,10 @@ func TestSecretAndPDB(t *testing.T) {
 }
 
 // TestDockerCompose: docker-compose.yml parses, has a prometheus service that
-// mounts deploy/prometheus/prometheus.yml, which scrapes flightsink:9464, and
-// flightsink exposes its metrics listener and has a readiness healthcheck.
+// mounts deploy/prometheus/prometheus.yml, which scrapes every flightsink
+// container on 9464 (DNS discovery of the service name, so scaled-out
+// replicas are all scraped), and flightsink exposes its metrics listener and
+// has a readiness healthcheck.
 func TestDockerCompose(t *testing.T) {
 	b, err := os.ReadFile("../../docker-compose.yml")
 	if err != nil {
@@ -619,7 +621,9 @@ func TestDockerCompose(t *testing.T) {
 	if got := fs.Environment["FLIGHTSINK_METRICS_LISTEN"]; got != fmt.Sprintf("0.0.0.0:%d", metricsPort) {
 		t.Errorf("flightsink FLIGHTSINK_METRICS_LISTEN %q, want 0.0.0.0:%d", got, metricsPort)
 	}
-	if !slices.ContainsFunc(fs.Ports, func(p string) bool { return strings.HasPrefix(p, fmt.Sprintf("%d:%d", metricsPort, metricsPort)) }) {
+	if !slices.ContainsFunc(fs.Ports, func(p string) bool {
+		return strings.HasPrefix(p, fmt.Sprintf("%d:", metricsPort)) || strings.HasPrefix(p, fmt.Sprintf("%d-", metricsPort))
+	}) {
 		t.Errorf("flightsink does not publish %d: %v", metricsPort, fs.Ports)
 	}
 	if fs.Healthcheck == nil || !strings.Contains(strings.Join(fs.Healthcheck.Test, " "), fmt.Sprintf(":%d/readyz", metricsPort)) {
@@ -656,6 +660,11 @@ func TestDockerCompose(t *testing.T) {
 			StaticConfigs []struct {
 				Targets []string `yaml:"targets"`
 			} `yaml:"static_configs"`
+			DNSSDConfigs []struct {
+				Names []string `yaml:"names"`
+				Type  string   `yaml:"type"`
+				Port  int      `yaml:"port"`
+			} `yaml:"dns_sd_configs"`
 		} `yaml:"scrape_configs"`
 	}
 	dec := yaml.NewDecoder(bytes.NewReader(pb))
@@ -665,6 +674,12 @@ func TestDockerCompose(t *testing.T) {
 	want := fmt.Sprintf("flightsink:%d", metricsPort)
 	var scraped bool
 	for _, sc := range promCfg.ScrapeConfigs {
+		for _, d := range sc.DNSSDConfigs {
+			if slices.Contains(d.Names, "flightsink") && d.Type == "A" && d.Port == metricsPort &&
+				(sc.MetricsPath == "" || sc.MetricsPath == "/metrics") {
+				scraped = true
+			}
+		}
 		for _, st := range sc.StaticConfigs {
 			if slices.Contains(st.Targets, want) && (sc.MetricsPath == "" || sc.MetricsPath == "/metrics") {
 				scraped = true

@@ -6,7 +6,9 @@
 // Readiness comes from a Checker run periodically in a goroutine: the server
 // is ready while the last check passed and is at most two intervals old. A
 // check that hangs is cut off after one interval and counts as failed, so a
-// silent broker turns readiness false within about two intervals.
+// silent broker turns readiness false within about two intervals. With
+// WithReplica, the server is also ready only while it holds its replica
+// name, and /readyz shows that name.
 package health
 
 import (
@@ -45,6 +47,7 @@ type Health struct {
 	interval time.Duration
 	now      func() time.Time
 	onChange func(ready bool, err error)
+	replica  Replica // nil: no replica claim to report
 	grpc     *grpchealth.Server
 
 	mu      sync.Mutex
@@ -61,9 +64,21 @@ type Health struct {
 // Option configures a Health.
 type Option func(*Health)
 
+// Replica reports the replica name the server claimed and, while it does
+// not hold it (still claiming, lost to another server, not renewed), why.
+// It is called on every readiness question, so it must be cheap and must
+// not call back into Health.
+type Replica func() (name string, err error)
+
+// WithReplica makes readiness also require the replica claim: not ready
+// while fn returns an error, and /readyz names the replica either way.
+func WithReplica(fn Replica) Option {
+	return func(h *Health) { h.replica = fn }
+}
+
 // WithOnChange calls fn from the checking goroutine whenever readiness
 // changes (for logging "Kafka unreachable" / "Kafka reachable again"), with
-// the failing check's error when it turns false.
+// the reason when it turns false.
 func WithOnChange(fn func(ready bool, err error)) Option {
 	return func(h *Health) { h.onChange = fn }
 }
@@ -130,7 +145,7 @@ func (h *Health) runCheck(ctx context.Context) {
 	if err == nil {
 		h.lastOK = h.now()
 	}
-	ready, _ := h.stateLocked()
+	ready, why := h.stateLocked()
 	changed := ready != h.ready
 	h.ready = ready
 	if changed {
@@ -142,7 +157,7 @@ func (h *Health) runCheck(ctx context.Context) {
 	}
 	h.mu.Unlock()
 	if changed && h.onChange != nil {
-		h.onChange(ready, err)
+		h.onChange(ready, why)
 	}
 }
 
@@ -171,6 +186,11 @@ func (h *Health) stateLocked() (bool, error) {
 	case h.now().Sub(h.lastOK) > 2*h.interval:
 		return false, fmt.Errorf("the last successful Kafka reachability check is %v old (more than 2 × %v)",
 			h.now().Sub(h.lastOK).Round(time.Millisecond), h.interval)
+	}
+	if h.replica != nil {
+		if _, err := h.replica(); err != nil {
+			return false, err
+		}
 	}
 	return true, nil
 }
@@ -219,18 +239,25 @@ func (h *Health) HealthzHandler() http.Handler {
 	})
 }
 
-// ReadyzHandler answers 200 "ready" when Ready, else 503 with the reason.
+// ReadyzHandler answers 200 "ready" when Ready, else 503 with the reason;
+// with WithReplica, a second line "replica: NAME" names the claimed replica.
 func (h *Health) ReadyzHandler() http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
 		ok, err := h.State()
+		replica := ""
+		if h.replica != nil {
+			if name, _ := h.replica(); name != "" {
+				replica = "replica: " + name + "\n"
+			}
+		}
 		if ok {
-			_, _ = w.Write([]byte("ready\n"))
+			_, _ = w.Write([]byte("ready\n" + replica))
 			return
 		}
 		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = fmt.Fprintf(w, "not ready: %v\n", err)
+		_, _ = fmt.Fprintf(w, "not ready: %v\n%s", err, replica)
 	})
 }
 

@@ -333,3 +333,82 @@ func TestMuxWithoutMetrics(t *testing.T) {
 		t.Errorf("GET /readyz when ready: %d", rec.Code)
 	}
 }
+
+// fakeReplica is a Replica whose answer the test sets.
+type fakeReplica struct {
+	mu   sync.Mutex
+	name string
+	err  error
+}
+
+func (f *fakeReplica) set(name string, err error) {
+	f.mu.Lock()
+	f.name, f.err = name, err
+	f.mu.Unlock()
+}
+
+func (f *fakeReplica) get() (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.name, f.err
+}
+
+// TestReadinessFollowsReplica: with Kafka reachable, the server is not ready
+// until it holds its replica name, ready (naming it on /readyz) while it
+// does, and not ready again (naming the reason and the replica) once it
+// loses it; the gRPC health service follows, and onChange hears the reason.
+func TestReadinessFollowsReplica(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	replica := &fakeReplica{}
+	replica.set("", errors.New("claiming kafka.replica"))
+	var reasons []string
+	var mu sync.Mutex
+	kafka := &fakeKafka{}
+	h := New(kafka.check, interval, WithReplica(replica.get), WithOnChange(func(ready bool, err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		if err != nil {
+			reasons = append(reasons, err.Error())
+		} else {
+			reasons = append(reasons, "ready")
+		}
+	}))
+	defer h.Close()
+	srv := httptest.NewServer(h.Mux(nil))
+	defer srv.Close()
+
+	eventually(t, "a first check", func() bool { return kafka.calls.Load() >= 1 })
+	code, body := get(t, srv.URL+"/readyz")
+	if code != http.StatusServiceUnavailable || body != "not ready: claiming kafka.replica\n" {
+		t.Fatalf("/readyz while claiming: %d %q", code, body)
+	}
+
+	replica.set("compose-1", nil)
+	eventually(t, "onChange to hear ready", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons) > 0 && reasons[len(reasons)-1] == "ready"
+	})
+	if code, body := get(t, srv.URL+"/readyz"); code != http.StatusOK || body != "ready\nreplica: compose-1\n" {
+		t.Fatalf("/readyz holding the name: %d %q", code, body)
+	}
+
+	replica.set("compose-1", errors.New("kafka.replica \"compose-1\" was taken over by a flightsink at 10.0.0.9:8815"))
+	if h.Ready() {
+		t.Fatal("ready after losing the replica name")
+	}
+	code, body = get(t, srv.URL+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "taken over by a flightsink at 10.0.0.9:8815") ||
+		!strings.HasSuffix(body, "\nreplica: compose-1\n") {
+		t.Fatalf("/readyz after losing the name: %d %q", code, body)
+	}
+	eventually(t, "onChange to hear the loss", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(reasons) > 0 && strings.Contains(reasons[len(reasons)-1], "taken over")
+	})
+	resp, err := h.grpc.Check(context.Background(), &healthpb.HealthCheckRequest{Service: FlightService})
+	if err != nil || resp.Status != healthpb.HealthCheckResponse_NOT_SERVING {
+		t.Fatalf("gRPC health after losing the name: %v %v", resp, err)
+	}
+}

@@ -22,6 +22,7 @@
 //	produce_errors_total{code}                  counter  produce errors by Kafka error name (or "timeout")
 //	producer_buffered_bytes                     gauge    bytes buffered in producers, not yet acknowledged
 //	auth_failures_total{reason}                 counter  refused authentications, by AuthReasons
+//	replica_claimed{replica}                    gauge    1 while the server holds its claimed replica name, else 0
 //
 // plus the Go runtime (go_*) and process (process_*) collectors.
 package metrics
@@ -97,6 +98,7 @@ type Metrics struct {
 	produceErrors    *prometheus.CounterVec
 	bufferedBytes    prometheus.Gauge
 	authFailures     *prometheus.CounterVec
+	replicaClaimed   *prometheus.GaugeVec
 	topicsMu         sync.RWMutex
 	topics           map[string]topicCounters
 	overflowCounters topicCounters
@@ -160,6 +162,10 @@ func New() *Metrics {
 			Help: "Refused authentications, by reason (missing_credentials, invalid_token, expired_session, unknown_user, " +
 				"bad_password, malformed, bad_certificate, rate_limited).",
 		}, []string{"reason"}),
+		replicaClaimed: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "flightsink_replica_claimed",
+			Help: "1 while this server holds its replica name (kafka.replica, or the kafka.replica_slots name it claimed), 0 once it lost it or could not renew it; the replica label is the name.",
+		}, []string{"replica"}),
 		topics: map[string]topicCounters{},
 	}
 	txns := prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -184,7 +190,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.streamsOpen, m.streamsTotal, m.rowsReceived, m.bytesReceived,
 		m.recordsProduced, m.recordBytes, txns, m.commitSeconds, m.checkpointSecs,
-		m.produceErrors, m.bufferedBytes, m.authFailures,
+		m.produceErrors, m.bufferedBytes, m.authFailures, m.replicaClaimed,
 	)
 	return m
 }
@@ -351,4 +357,18 @@ func (m *Metrics) AuthFailure(reason string) {
 		return
 	}
 	m.authFailures.WithLabelValues(reason).Inc()
+}
+
+// ReplicaClaimed sets flightsink_replica_claimed{replica=name}: 1 while the
+// server holds its replica name, 0 when it does not (lost, not renewed).
+// A server claims one name in its life, so the label has one value.
+func (m *Metrics) ReplicaClaimed(name string, held bool) {
+	if m == nil {
+		return
+	}
+	v := 0.0
+	if held {
+		v = 1
+	}
+	m.replicaClaimed.WithLabelValues(name).Set(v)
 }

@@ -208,6 +208,7 @@ func TestNilIsNoOp(t *testing.T) {
 	m.ProduceError("timeout")
 	m.BufferedBytes(1)
 	m.AuthFailure(AuthBadPassword)
+	m.ReplicaClaimed("r", true)
 	if m.Registry() != nil {
 		t.Fatal("nil Metrics has a registry")
 	}
@@ -303,4 +304,14 @@ func TestErrorCode(t *testing.T) {
 			t.Errorf("ErrorCode(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
+}
+
+// TestReplicaClaimed: the claimed replica name is a label of a gauge that
+// is 1 while held and 0 once lost.
+func TestReplicaClaimed(t *testing.T) {
+	m := New()
+	m.ReplicaClaimed("compose-1", true)
+	requireLines(t, scrape(t, m), `flightsink_replica_claimed{replica="compose-1"} 1`)
+	m.ReplicaClaimed("compose-1", false)
+	requireLines(t, scrape(t, m), `flightsink_replica_claimed{replica="compose-1"} 0`)
 }

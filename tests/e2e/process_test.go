@@ -88,6 +88,15 @@ func freeAddr(t *testing.T) string {
 // startServer starts a flightsink process and waits until it serves.
 func startServer(t *testing.T, c serverConfig) *server {
 	t.Helper()
+	s := newServer(t, c)
+	s.start()
+	return s
+}
+
+// newServer prepares a flightsink process (started with start, or launch
+// and wait) that is killed when the test ends.
+func newServer(t *testing.T, c serverConfig) *server {
+	t.Helper()
 	s := &server{t: t, addr: freeAddr(t), dataKB: c.dataKB,
 		env: append(os.Environ(),
 			"FLIGHTSINK_KAFKA_REPLICA="+c.replica,
@@ -95,13 +104,14 @@ func startServer(t *testing.T, c serverConfig) *server {
 			"FLIGHTSINK_KAFKA_MAX_EXACTLY_ONCE_STREAMS=4",
 			"FLIGHTSINK_FLIGHT_SHUTDOWN_GRACE=2s",
 			"FLIGHTSINK_METRICS_LISTEN=", // off unless a test asks: servers run side by side
+			// A killed server's replica name is free for its restart after this long.
+			"FLIGHTSINK_KAFKA_REPLICA_CLAIM_TTL=2s",
 		)}
 	s.env = append(s.env, c.env...)
 	s.args = append([]string{"serve", "--config", os.DevNull, "--brokers", strings.Join(c.brokers, ",")}, c.extra...)
-	s.start()
 	t.Cleanup(func() {
 		s.kill()
-		if t.Failed() {
+		if t.Failed() && s.mu != nil {
 			t.Logf("server %s log:\n%s", s.addr, s.log())
 		}
 	})
@@ -110,6 +120,12 @@ func startServer(t *testing.T, c serverConfig) *server {
 
 // start runs the process on s.addr (again, after a kill: same address).
 func (s *server) start() {
+	s.t.Helper()
+	s.wait(s.launch())
+}
+
+// launch starts the process and returns a channel closed once it serves.
+func (s *server) launch() chan struct{} {
 	s.t.Helper()
 	s.logs, s.mu, s.done = &bytes.Buffer{}, &sync.Mutex{}, make(chan struct{})
 	s.cmd = exec.Command(binary(s.t), append(s.args, "--listen", s.addr)...)
@@ -141,6 +157,13 @@ func (s *server) start() {
 		}
 		_ = s.cmd.Wait()
 	}()
+	return serving
+}
+
+// wait waits until the launched process serves, failing the test if it
+// exits or does not serve within a minute.
+func (s *server) wait(serving chan struct{}) {
+	s.t.Helper()
 	select {
 	case <-serving:
 	case <-s.done:
