@@ -13,7 +13,7 @@ import (
 
 	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/internal/secret"
-	"github.com/flightsink/flightsink/kafka"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // AuthConfig is who may connect and what each principal may write.
@@ -166,7 +166,7 @@ func buildAuthenticator(c AuthConfig, f Config, m *metrics.Metrics) (*authentica
 	}
 	principals := map[string]*Principal{}
 	for i, pc := range c.Principals {
-		if pc.Name == "" || !kafka.ValidIDPart(pc.Name) {
+		if pc.Name == "" || !sinkapi.ValidIDPart(pc.Name) {
 			return nil, fmt.Errorf("auth.principals[%d].name: %q must be non-empty [A-Za-z0-9._-]", i, pc.Name)
 		}
 		if _, dup := principals[pc.Name]; dup {

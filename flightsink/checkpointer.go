@@ -4,23 +4,12 @@ import (
 	"context"
 	"time"
 
-	"github.com/flightsink/flightsink/kafka"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
-// streamWriter is what a stream needs of its Kafka writer (kafka.Writer
-// has it): at-least-once and exactly-once streams differ only here.
-type streamWriter interface {
-	// Produce hands records over, blocking while the writer holds
-	// kafka.max_buffered_bytes unacknowledged.
-	Produce(ctx context.Context, recs *kafka.Records) error
-	// Checkpoint makes everything produced so far durable (exactly-once:
-	// commits the transaction, storing p for a named writer).
-	Checkpoint(ctx context.Context, p kafka.Progress) error
-	// Close ends the writer: with commit, after making the tail durable.
-	Close(ctx context.Context, commit bool, p kafka.Progress) error
-	// Backlog is what the writer holds unacknowledged, and its budget.
-	Backlog() (pending, limit int)
-}
+// streamWriter is what a stream needs of its Kafka writer: at-least-once
+// and exactly-once streams differ only here.
+type streamWriter = sinkapi.Writer
 
 // checkpointer owns a stream's checkpoint state: what was sent, what is
 // held while a commit runs, what is durable and what was acknowledged. A
@@ -45,7 +34,7 @@ type checkpointer struct {
 	ackedRows      int64 // durableRows when the previous ack was queued
 	lastCheckpoint int64 // the newest durable checkpoint, 0 for none
 	pending        *pendingCommit
-	held           []*kafka.Records
+	held           []sinkapi.Chunk
 	heldBytes      int
 }
 
@@ -60,7 +49,7 @@ type pendingCommit struct {
 // send produces a chunk of records, or holds it while a commit runs and
 // the writer's budget has room for it too; otherwise it waits for the
 // commit first.
-func (c *checkpointer) send(recs *kafka.Records) error {
+func (c *checkpointer) send(recs sinkapi.Chunk) error {
 	if p := c.pending; p != nil {
 		select {
 		case <-p.done:
@@ -79,7 +68,7 @@ func (c *checkpointer) send(recs *kafka.Records) error {
 	return c.produce(recs)
 }
 
-func (c *checkpointer) produce(recs *kafka.Records) error {
+func (c *checkpointer) produce(recs sinkapi.Chunk) error {
 	n, bytes := recs.Len(), recs.Bytes() // recs may be recycled once handed over
 	if err := c.w.Produce(c.ctx, recs); err != nil {
 		return err
@@ -91,7 +80,7 @@ func (c *checkpointer) produce(recs *kafka.Records) error {
 // start makes the stream's first rows durable as checkpoint n, in the
 // background, after the previous checkpoint settled; p is what a named
 // writer stores with it.
-func (c *checkpointer) start(n, rows int64, p kafka.Progress) error {
+func (c *checkpointer) start(n, rows int64, p sinkapi.Progress) error {
 	if err := c.settle(); err != nil {
 		return err
 	}
@@ -173,7 +162,7 @@ func (c *checkpointer) settleAfterFailure() {
 
 // close ends the writer of a stream that ended cleanly: with commit, the
 // rows up to rows become durable as checkpoint n (0: no number) first.
-func (c *checkpointer) close(commit bool, n, rows int64, p kafka.Progress) error {
+func (c *checkpointer) close(commit bool, n, rows int64, p sinkapi.Progress) error {
 	if err := c.settle(); err != nil {
 		return err
 	}
@@ -201,5 +190,5 @@ func (c *checkpointer) abandon() error {
 	defer cancel()
 	w := c.w
 	c.w = nil
-	return w.Close(ctx, false, kafka.Progress{})
+	return w.Close(ctx, false, sinkapi.Progress{})
 }

@@ -9,16 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
-	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
 
-	"github.com/flightsink/flightsink/kafka"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
-// The checkpointer's tests run with a fake writer: no broker, no kfake.
+// The checkpointer's tests run with a fake writer and fake chunks: no
+// broker, no kfake, no Kafka client.
 
 // fakeWriter records what a checkpointer asks of its writer. A Checkpoint
 // blocks until gate is closed (when set) and then returns fail.
@@ -38,13 +36,13 @@ func (w *fakeWriter) add(s string) {
 	w.mu.Unlock()
 }
 
-func (w *fakeWriter) Produce(_ context.Context, recs *kafka.Records) error {
+func (w *fakeWriter) Produce(_ context.Context, recs sinkapi.Chunk) error {
 	w.add(fmt.Sprintf("produce %d", recs.Len()))
 	recs.Recycle()
 	return nil
 }
 
-func (w *fakeWriter) Checkpoint(_ context.Context, p kafka.Progress) error {
+func (w *fakeWriter) Checkpoint(_ context.Context, p sinkapi.Progress) error {
 	if w.gate != nil {
 		<-w.gate
 	}
@@ -52,7 +50,7 @@ func (w *fakeWriter) Checkpoint(_ context.Context, p kafka.Progress) error {
 	return w.fail
 }
 
-func (w *fakeWriter) Close(_ context.Context, commit bool, p kafka.Progress) error {
+func (w *fakeWriter) Close(_ context.Context, commit bool, p sinkapi.Progress) error {
 	if commit {
 		w.add(fmt.Sprintf("close commit %d", p.Checkpoint))
 	} else {
@@ -87,33 +85,15 @@ func (a *ackLog) get() [][3]int64 {
 	return append([][3]int64(nil), a.acks...)
 }
 
-// chunkOf builds n records with kafka's record plan (no broker involved).
-func chunkOf(t *testing.T, n int) *kafka.Records {
-	t.Helper()
-	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}}, nil)
-	b := array.NewInt64Builder(memory.DefaultAllocator)
-	defer b.Release()
-	for i := 0; i < n; i++ {
-		b.Append(int64(i))
-	}
-	col := b.NewArray()
-	defer col.Release()
-	rec := array.NewRecordBatch(schema, []arrow.Array{col}, int64(n))
-	defer rec.Release()
-	info := kafka.TopicInfo{Topic: "t", Partitions: 1, MaxMessageBytes: 1 << 20, TimestampBeforeMax: 1<<63 - 1, TimestampAfterMax: 1<<63 - 1}
-	p, err := kafka.NewPlan(schema, &kafka.RecordOptions{Topic: "t", Format: kafka.FormatJSON}, info, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := p.Bind(rec); err != nil {
-		t.Fatal(err)
-	}
-	recs, next, err := p.Encode(n, 0, 0, 1, time.Now())
-	if err != nil || next != n {
-		t.Fatalf("Encode: %v (next %d)", err, next)
-	}
-	return recs
-}
+// fakeChunk stands for n records of 1 KB.
+type fakeChunk struct{ n int }
+
+func (c *fakeChunk) Len() int   { return c.n }
+func (c *fakeChunk) Bytes() int { return c.n << 10 }
+func (c *fakeChunk) Size() int  { return c.n << 10 }
+func (c *fakeChunk) Recycle()   {}
+
+func chunkOf(_ *testing.T, n int) sinkapi.Chunk { return &fakeChunk{n} }
 
 func newTestCheckpointer(w *fakeWriter, acks *ackLog) (*checkpointer, context.Context) {
 	ctx, cancel := context.WithCancelCause(context.Background())
@@ -139,7 +119,7 @@ func TestCheckpointerPipelines(t *testing.T) {
 	if err := c.send(chunkOf(t, 10)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.start(1, 10, kafka.Progress{Checkpoint: 1}); err != nil {
+	if err := c.start(1, 10, sinkapi.Progress{Checkpoint: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ { // the commit is still running: held
@@ -162,10 +142,10 @@ func TestCheckpointerPipelines(t *testing.T) {
 	}
 	// the next checkpoint settles nothing new, covers the held rows
 	w.gate = nil
-	if err := c.start(2, 25, kafka.Progress{Checkpoint: 2}); err != nil {
+	if err := c.start(2, 25, sinkapi.Progress{Checkpoint: 2}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.close(true, 3, 25, kafka.Progress{Checkpoint: 3}); err != nil {
+	if err := c.close(true, 3, 25, sinkapi.Progress{Checkpoint: 3}); err != nil {
 		t.Fatal(err)
 	}
 	wantLog(t, w, "produce 10", "checkpoint 1", "produce 5", "produce 5", "produce 5", "checkpoint 2", "close commit 3")
@@ -179,7 +159,7 @@ func TestCheckpointerPipelines(t *testing.T) {
 func TestCheckpointerBudget(t *testing.T) {
 	w := &fakeWriter{gate: make(chan struct{}), pending: 100, limit: 100}
 	c, _ := newTestCheckpointer(w, &ackLog{})
-	if err := c.start(1, 0, kafka.Progress{Checkpoint: 1}); err != nil {
+	if err := c.start(1, 0, sinkapi.Progress{Checkpoint: 1}); err != nil {
 		t.Fatal(err)
 	}
 	sent := make(chan error, 1)
@@ -200,11 +180,11 @@ func TestCheckpointerBudget(t *testing.T) {
 // the stream at once through its context, drops what was held, and
 // leaves the durable state as it was; the status is Aborted "fenced".
 func TestCheckpointerCommitFails(t *testing.T) {
-	fenced := fmt.Errorf("%w: INVALID_PRODUCER_EPOCH", kafka.ErrFenced)
+	fenced := fmt.Errorf("%w: INVALID_PRODUCER_EPOCH", sinkapi.ErrFenced)
 	w := &fakeWriter{gate: make(chan struct{}), fail: fenced, limit: 1 << 20}
 	acks := &ackLog{}
 	c, ctx := newTestCheckpointer(w, acks)
-	if err := c.start(1, 10, kafka.Progress{Checkpoint: 1}); err != nil {
+	if err := c.start(1, 10, sinkapi.Progress{Checkpoint: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.send(chunkOf(t, 5)); err != nil {
@@ -212,7 +192,7 @@ func TestCheckpointerCommitFails(t *testing.T) {
 	}
 	close(w.gate)
 	<-ctx.Done()
-	if cause := context.Cause(ctx); !errors.Is(cause, kafka.ErrFenced) {
+	if cause := context.Cause(ctx); !errors.Is(cause, sinkapi.ErrFenced) {
 		t.Fatalf("stream context ended with %v, want the commit's error", cause)
 	}
 	err := c.settle()
@@ -236,7 +216,7 @@ func TestCheckpointerAbortDuringCommit(t *testing.T) {
 	w := &fakeWriter{gate: make(chan struct{}), limit: 1 << 20}
 	acks := &ackLog{}
 	c, _ := newTestCheckpointer(w, acks)
-	if err := c.start(4, 40, kafka.Progress{Checkpoint: 4}); err != nil {
+	if err := c.start(4, 40, sinkapi.Progress{Checkpoint: 4}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.send(chunkOf(t, 3)); err != nil { // held, never produced

@@ -11,8 +11,8 @@ import (
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 
-	"github.com/flightsink/flightsink/kafka"
 	"github.com/flightsink/flightsink/kafka/encode"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // Delivery is a stream's delivery guarantee.
@@ -79,8 +79,8 @@ func writerNeedsExactlyOnce(d Delivery) error {
 }
 
 // recordOptions are the descriptor's choices of what each record looks like.
-func (d *Descriptor) recordOptions() *kafka.RecordOptions {
-	return &kafka.RecordOptions{Topic: d.Topic, Format: kafka.Format(d.Format), JSON: d.JSON, JSONIncludeSchema: d.JSONIncludeSchema,
+func (d *Descriptor) recordOptions() *sinkapi.RecordOptions {
+	return &sinkapi.RecordOptions{Topic: d.Topic, Format: sinkapi.Format(d.Format), JSON: d.JSON, JSONIncludeSchema: d.JSONIncludeSchema,
 		ValueFields: d.ValueFields, ExcludeFields: d.ExcludeFields, ValueField: d.ValueField, Subject: d.Subject,
 		KeyField: d.KeyField, TimestampField: d.TimestampField, TombstoneField: d.TombstoneField, HeadersField: d.HeadersField,
 		Headers: d.Headers, ProvenanceHeaders: d.ProvenanceHeaders, PartitionField: d.PartitionField, TopicField: d.TopicField,

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"net"
 	"strings"
+	"syscall"
 	"unicode/utf8"
 
 	"google.golang.org/grpc"
@@ -12,7 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/flightsink/flightsink/kafka"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // Reason is the machine-readable cause of a failed call, sent to the client
@@ -175,23 +178,23 @@ func classify(err error) *Error {
 		return &Error{Code: codes.Canceled, Reason: ReasonClientGone, Msg: "stream canceled by the client", Err: err}
 	case errors.Is(err, context.DeadlineExceeded):
 		return &Error{Code: codes.DeadlineExceeded, Reason: ReasonClientGone, Msg: "stream deadline exceeded", Err: err}
-	case errors.Is(err, kafka.ErrFenced):
+	case errors.Is(err, sinkapi.ErrFenced):
 		return &Error{Code: codes.Aborted, Reason: ReasonFenced, Msg: err.Error(), Err: err}
-	case errors.Is(err, kafka.ErrTxnAborted):
+	case errors.Is(err, sinkapi.ErrTxnAborted):
 		return &Error{Code: codes.Aborted, Reason: ReasonTxnTimeout, Msg: err.Error(), Err: err}
-	case errors.Is(err, kafka.ErrOutcomeUnknown):
+	case errors.Is(err, sinkapi.ErrOutcomeUnknown):
 		return &Error{Code: codes.Unavailable, Reason: ReasonOutcomeUnknown, Err: err,
 			Msg: err.Error() + "; reconnect with the same writer_id and read last_checkpoint from ready"}
-	case errors.Is(err, kafka.ErrPoolExhausted):
+	case errors.Is(err, sinkapi.ErrPoolExhausted):
 		return &Error{Code: codes.ResourceExhausted, Reason: ReasonTooManyStreams, Msg: err.Error(), Err: err}
-	case errors.Is(err, kafka.ErrTopicMissing):
+	case errors.Is(err, sinkapi.ErrTopicMissing):
 		return &Error{Code: codes.NotFound, Reason: ReasonTopicMissing, Msg: err.Error(), Err: err}
-	case errors.Is(err, kafka.ErrRecordTooLarge), errors.Is(err, kafka.ErrRecordRejected):
+	case errors.Is(err, sinkapi.ErrRecordTooLarge), errors.Is(err, sinkapi.ErrRecordRejected):
 		return &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Msg: err.Error(), Err: err}
-	case kafka.IsUnavailable(err): // ErrUnavailable, or an outage a code path did not wrap
+	case errors.Is(err, sinkapi.ErrUnavailable), isNetworkError(err): // or an outage a code path did not wrap
 		msg := err.Error()
-		if !errors.Is(err, kafka.ErrUnavailable) {
-			msg = kafka.ErrUnavailable.Error() + ": " + msg
+		if !errors.Is(err, sinkapi.ErrUnavailable) {
+			msg = sinkapi.ErrUnavailable.Error() + ": " + msg
 		}
 		return &Error{Code: codes.Unavailable, Reason: ReasonKafkaUnavailable, Msg: msg + "; retry later", Err: err}
 	}
@@ -347,4 +350,13 @@ func encodedLen(s string) int {
 		}
 	}
 	return n
+}
+
+// isNetworkError recognises a connection that failed or dropped: the
+// Kafka side wraps its outages in sinkapi.ErrUnavailable; this is the
+// backstop for one it did not.
+func isNetworkError(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.ErrUnexpectedEOF)
 }

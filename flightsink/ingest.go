@@ -12,7 +12,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
-	"github.com/flightsink/flightsink/kafka"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // ingestState is what a Flight SQL bulk ingest adds to a stream: it sends
@@ -95,7 +95,7 @@ func (st *stream) ingestDescriptor(cmd *pb.CommandStatementIngest) (*Descriptor,
 // ingestTopic applies the ingest mode: append needs the topic; create
 // makes it (when kafka.create_topics allows) and refuses an existing one;
 // create_append makes it when missing.
-func (st *stream) ingestTopic(cmd *pb.CommandStatementIngest) (kafka.TopicInfo, error) {
+func (st *stream) ingestTopic(cmd *pb.CommandStatementIngest) (sinkapi.TopicInfo, error) {
 	sink := st.srv.sink
 	opts := cmd.GetTableDefinitionOptions()
 	create := opts.GetIfNotExist() == pb.CommandStatementIngest_TableDefinitionOptions_TABLE_NOT_EXIST_OPTION_CREATE
@@ -108,10 +108,10 @@ func (st *stream) ingestTopic(cmd *pb.CommandStatementIngest) (kafka.TopicInfo, 
 			`ingest mode "create": topic %q already exists; use "append" or "create_append" to write to it`, topic)
 	case err == nil:
 		return info, nil
-	case !errors.Is(err, kafka.ErrTopicMissing):
+	case !errors.Is(err, sinkapi.ErrTopicMissing):
 		return info, err
 	case !create:
-		return info, fmt.Errorf(`%w: ingest mode "append": topic %q does not exist; use "create_append", or create it first`, kafka.ErrTopicMissing, topic)
+		return info, fmt.Errorf(`%w: ingest mode "append": topic %q does not exist; use "create_append", or create it first`, sinkapi.ErrTopicMissing, topic)
 	case !sink.CreateTopicsAllowed():
 		return info, newError(codes.FailedPrecondition, ReasonTopicMissing,
 			"ingest asks to create topic %q, but kafka.create_topics is off; create the topic first or turn the setting on", topic)
@@ -149,7 +149,7 @@ func (st *stream) checkTransactionLimits(rows int64) error {
 	if st.delivery != ExactlyOnce {
 		return nil
 	}
-	cfg := st.srv.sink.Config()
+	cfg := st.srv.sink.Limits()
 	open := st.rows - st.ckpt.openSince()
 	if limit := cfg.MaxTransactionRows; limit > 0 && open+rows > limit {
 		hint := "checkpoint more often"

@@ -4,8 +4,6 @@ import (
 	"strings"
 
 	"google.golang.org/grpc/codes"
-
-	"github.com/flightsink/flightsink/kafka"
 )
 
 // kafkaInternalPrefix starts the names of Kafka's internal topics
@@ -15,7 +13,7 @@ const kafkaInternalPrefix = "__"
 // reservedTopic says why no client may write to topic: the server owns it
 // (kafka.Sink.OwnedTopics) or it is one of Kafka's internal topics; "" when
 // it is an ordinary topic.
-func reservedTopic(sink *kafka.Sink, topic string) string {
+func reservedTopic(sink Kafka, topic string) string {
 	if strings.HasPrefix(topic, kafkaInternalPrefix) {
 		return `names starting "__" are Kafka's internal topics`
 	}

@@ -27,7 +27,6 @@ import (
 	"google.golang.org/grpc/peer"
 
 	"github.com/flightsink/flightsink/internal/metrics"
-	"github.com/flightsink/flightsink/kafka"
 )
 
 // ProtocolVersion is the stream protocol version sent in the ready message.
@@ -132,7 +131,7 @@ func (c *Config) Validate() error {
 type Server struct {
 	flight.BaseFlightServer
 	cfg  Config
-	sink *kafka.Sink
+	sink Kafka
 	log  zerolog.Logger
 	mem  memory.Allocator
 	grpc *grpc.Server
@@ -181,7 +180,7 @@ var errShutdown = &Error{Code: codes.Unavailable, Reason: ReasonShutdown,
 	Msg: "the server is shutting down; reconnect (to another replica) and resume"}
 
 // NewServer builds the Flight service over a Kafka sink.
-func NewServer(cfg Config, sink *kafka.Sink, opts ...Option) (*Server, error) {
+func NewServer(cfg Config, sink Kafka, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}

@@ -17,8 +17,6 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
-
-	"github.com/flightsink/flightsink/kafka"
 )
 
 // errOnlyIngests answers every Flight SQL call flightsink does not serve.
@@ -31,10 +29,10 @@ var errOnlyIngests = status.Error(codes.Unimplemented,
 // GetTables (the topics). Ingest itself runs on the DoPut stream loop.
 type sqlService struct {
 	flightsql.BaseServer
-	sink *kafka.Sink
+	sink Kafka
 }
 
-func newSQLService(sink *kafka.Sink, mem memory.Allocator) *sqlService {
+func newSQLService(sink Kafka, mem memory.Allocator) *sqlService {
 	s := &sqlService{sink: sink}
 	s.Alloc = mem
 	for id, v := range map[flightsql.SqlInfo]any{

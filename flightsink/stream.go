@@ -14,7 +14,7 @@ import (
 	"google.golang.org/grpc/codes"
 
 	"github.com/flightsink/flightsink/internal/metrics"
-	"github.com/flightsink/flightsink/kafka"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // stream is one DoPut: an event loop (run) over what its eventSource
@@ -30,7 +30,7 @@ type stream struct {
 
 	desc     *Descriptor
 	delivery Delivery
-	plan     *kafka.Plan
+	plan     sinkapi.Plan
 	ckpt     checkpointer
 	ingest   *ingestState // a Flight SQL bulk ingest: no markers or acks, commits by its own policy
 
@@ -119,7 +119,7 @@ func (st *stream) run() (err error) {
 	if len(first.DataHeader) == 0 {
 		return badStream("the first message carries no schema (data_header is empty); the schema must come with the descriptor")
 	}
-	var topic kafka.TopicInfo
+	var topic sinkapi.TopicInfo
 	if st.ingest != nil {
 		topic, err = st.ingestTopic(ingest)
 	} else {
@@ -137,12 +137,9 @@ func (st *stream) run() (err error) {
 		return err
 	}
 	defer src.Release()
-	if st.plan, err = kafka.NewPlan(src.Schema(), st.desc.recordOptions(), topic, st.register()); err != nil {
+	if st.plan, err = st.srv.sink.NewPlan(src.Schema(), st.desc.recordOptions(), topic, st.register()); err != nil {
 		return planError(err)
 	}
-	buffered := st.srv.sink.Config().MaxBufferedBytes
-	st.plan.UsePool(kafka.NewRecordPool(buffered / 8))
-	st.plan.SetChunkBytes(min(max(buffered/8, 1<<20), 16<<20))
 
 	if err := st.openWriter(); err != nil {
 		return err
@@ -246,7 +243,7 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	if next < rows && st.delivery != ExactlyOnce {
 		// Check the rest first, reusing one chunk's memory.
 		for from := next; from < rows; {
-			var chunk *kafka.Records
+			var chunk sinkapi.Chunk
 			if chunk, from, err = st.plan.Encode(rows, from, st.rows, unit, now); err != nil {
 				return st.rowError(batch, err)
 			}
@@ -308,8 +305,8 @@ func (st *stream) parseMarker(meta []byte) (int64, error) {
 }
 
 // progress is what a named writer stores when checkpoint n commits.
-func (st *stream) progress(n int64) kafka.Progress {
-	return kafka.Progress{Checkpoint: n, CommittedRows: st.resumedRows + st.rows}
+func (st *stream) progress(n int64) sinkapi.Progress {
+	return sinkapi.Progress{Checkpoint: n, CommittedRows: st.resumedRows + st.rows}
 }
 
 // finish ends a stream the client closed cleanly: the tail after the last
@@ -324,7 +321,7 @@ func (st *stream) finish() error {
 	var err error
 	switch {
 	case st.delivery == ExactlyOnce && !st.desc.CommitOnClose:
-		err = st.ckpt.close(false, 0, st.rows, kafka.Progress{})
+		err = st.ckpt.close(false, 0, st.rows, sinkapi.Progress{})
 		st.discardedRows = tail
 	case st.desc.WriterID != "" && tail > 0:
 		n := st.seenCheckpoint + 1
@@ -332,9 +329,9 @@ func (st *stream) finish() error {
 			st.seenCheckpoint = n
 		}
 	case st.desc.WriterID != "":
-		err = st.ckpt.close(false, 0, st.rows, kafka.Progress{}) // nothing to commit
+		err = st.ckpt.close(false, 0, st.rows, sinkapi.Progress{}) // nothing to commit
 	default:
-		err = st.ckpt.close(true, 0, st.rows, kafka.Progress{})
+		err = st.ckpt.close(true, 0, st.rows, sinkapi.Progress{})
 	}
 	if err != nil {
 		return err

@@ -9,7 +9,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"google.golang.org/grpc/codes"
 
-	"github.com/flightsink/flightsink/kafka"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // What a stream needs from Kafka before and around its loop: its writer,
@@ -93,12 +93,12 @@ func dataBytes(d arrow.ArrayData) int64 {
 
 // lookupTopic checks a topic named by topic_field: the principal may write
 // to it, and it exists (or is created when kafka.create_topics is on).
-func (st *stream) lookupTopic(topic string) (kafka.TopicInfo, error) {
+func (st *stream) lookupTopic(topic string) (sinkapi.TopicInfo, error) {
 	if err := ValidateTopicName(topic); err != nil {
-		return kafka.TopicInfo{}, newError(codes.InvalidArgument, ReasonBadRow, "%v", err)
+		return sinkapi.TopicInfo{}, newError(codes.InvalidArgument, ReasonBadRow, "%v", err)
 	}
 	if err := st.srv.authorize(st.principal, topic, st.delivery); err != nil {
-		return kafka.TopicInfo{}, err
+		return sinkapi.TopicInfo{}, err
 	}
 	return st.srv.sink.Topic(st.ctx, topic)
 }
@@ -106,14 +106,14 @@ func (st *stream) lookupTopic(topic string) (kafka.TopicInfo, error) {
 // register is the plan's schema registration, nil without a registry: a
 // refused schema is FailedPrecondition quoting the registry, before any
 // row is written.
-func (st *stream) register() kafka.RegisterFunc {
-	reg := st.srv.sink.Registry()
+func (st *stream) register() sinkapi.RegisterFunc {
+	reg := st.srv.sink.SchemaRegistry()
 	if reg == nil {
 		return nil
 	}
 	return func(subject, schema string) (int, error) {
 		id, err := reg.Register(st.ctx, subject, schema)
-		if errors.Is(err, kafka.ErrSchemaRejected) {
+		if errors.Is(err, sinkapi.ErrSchemaRejected) {
 			return 0, &Error{Code: codes.FailedPrecondition, Reason: ReasonSchemaRejected, Msg: err.Error(), Err: err}
 		}
 		return id, err
@@ -131,7 +131,7 @@ func (st *stream) resolveTopics(batch int64) error {
 	for _, u := range unknown {
 		info, err := st.lookupTopic(u.Name)
 		if err != nil {
-			if errors.Is(err, kafka.ErrUnavailable) {
+			if errors.Is(err, sinkapi.ErrUnavailable) {
 				return err
 			}
 			e := classify(err)
@@ -143,10 +143,10 @@ func (st *stream) resolveTopics(batch int64) error {
 	return nil
 }
 
-// rowError names the row of a *kafka.RowError by its stream row number;
+// rowError names the row of a *sinkapi.RowError by its stream row number;
 // its whole batch is rejected.
 func (st *stream) rowError(batch int64, err error) error {
-	var re *kafka.RowError
+	var re *sinkapi.RowError
 	if !errors.As(err, &re) {
 		return err
 	}
@@ -156,8 +156,8 @@ func (st *stream) rowError(batch int64, err error) error {
 
 // planError maps what kafka.NewPlan refuses to the stream's statuses.
 func planError(err error) error {
-	var oe *kafka.OptionError
-	var se *kafka.SchemaError
+	var oe *sinkapi.OptionError
+	var se *sinkapi.SchemaError
 	switch {
 	case errors.As(err, &oe):
 		return badDescriptor(oe.Msg)

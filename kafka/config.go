@@ -162,17 +162,6 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// ValidIDPart reports whether s may be part of a transactional id, a
-// topic name or a principal name: [A-Za-z0-9._-] only.
-func ValidIDPart(s string) bool {
-	for _, r := range s {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '.' || r == '_' || r == '-') {
-			return false
-		}
-	}
-	return true
-}
-
 // CompressionCodec is kafka.compression as a franz-go codec.
 func (c *Config) CompressionCodec() (kgo.CompressionCodec, error) {
 	switch c.Compression {

@@ -13,35 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Errors that a stream reports to its client, wrapped with details. Test
-// with errors.Is.
-var (
-	// ErrUnavailable means Kafka could not be reached or answered with a
-	// condition that passes (no broker answered, a refused or dropped
-	// connection, a leader or coordinator being elected or loading, too few
-	// in-sync replicas, a request timeout) or acknowledged nothing within
-	// kafka.produce_timeout. Retrying later, with the same writer_id, may
-	// succeed. IsUnavailable also recognises such errors unwrapped.
-	ErrUnavailable = errors.New("kafka unavailable")
-	// ErrTopicMissing means the topic does not exist and create_topics is off.
-	ErrTopicMissing = errors.New("topic does not exist")
-	// ErrRecordTooLarge means a record exceeds the topic's max.message.bytes.
-	ErrRecordTooLarge = errors.New("record too large")
-	// ErrRecordRejected means the broker refused a record (a timestamp out
-	// of range, a null key on a compacted topic) that the checks made when
-	// the stream opened did not catch.
-	ErrRecordRejected = errors.New("record rejected by the broker")
-	// ErrFenced means a newer producer with the same transactional.id took
-	// over: this stream's transaction can never commit.
-	ErrFenced = errors.New("fenced")
-	// ErrTxnAborted means the broker aborted the open transaction on its own,
-	// typically because kafka.transaction_timeout passed without a commit.
-	ErrTxnAborted = errors.New("transaction aborted by the broker")
-	// ErrOutcomeUnknown means a commit was sent but its result is unknown; the
-	// writer's stored progress tells the truth after a reconnect.
-	ErrOutcomeUnknown = errors.New("commit outcome unknown")
-)
-
 // mapProduceError wraps a produce or commit error with the typed error a
 // client should see. What matches none of them (authorization, a broker
 // refusing a setting, ...) is returned as it is: a retry cannot fix it.

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"github.com/flightsink/flightsink/kafka/sinkapi"
+
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
-
-// ErrPoolExhausted means every anonymous exactly-once producer is in use.
-var ErrPoolExhausted = errors.New("every exactly-once producer is in use")
 
 // txnPool holds the transactional producers of anonymous exactly-once
 // streams: ids <prefix>-p-<replica>-<n>, one stream at a time each. The set
@@ -106,15 +105,6 @@ func (s *Sink) initProducerID(ctx context.Context, txnID string) error {
 	}
 }
 
-// Opened is what opening an exactly-once writer found out.
-type Opened struct {
-	Writer Writer
-	// Progress is the named writer's committed progress; HasProgress is
-	// false for a new writer and for anonymous streams.
-	Progress    Progress
-	HasProgress bool
-}
-
 // OpenExactlyOnce opens a transactional writer for one stream. With a
 // writerID, it always initialises a fresh producer (which fences every older
 // producer of that writer, on any replica, and settles their open
@@ -201,7 +191,8 @@ type exactlyOnce struct {
 	lastProgress *kgo.Record
 }
 
-func (w *exactlyOnce) Produce(ctx context.Context, recs *Records) error {
+func (w *exactlyOnce) Produce(ctx context.Context, c sinkapi.Chunk) error {
+	recs := c.(*Records)
 	return w.ProduceBatch(ctx, recs.records, recs.acked())
 }
 

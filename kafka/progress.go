@@ -12,17 +12,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Progress is a named writer's durable position: written to the compacted
-// progress topic inside the same transaction as the rows it counts, so it is
-// committed or aborted with them, and never expires.
-type Progress struct {
-	WriterID      string    `json:"writer_id"`
-	Topic         string    `json:"topic"`
-	Checkpoint    int64     `json:"checkpoint"`
-	CommittedRows int64     `json:"committed_rows"`
-	CommittedAt   time.Time `json:"committed_at"`
-}
-
 // progressStore reads writers' progress from the progress topic. It keeps,
 // per partition, the newest progress of every key read so far and the
 // offset to continue from: each read fetches only what was committed since,

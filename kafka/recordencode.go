@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"github.com/flightsink/flightsink/kafka/sinkapi"
+
 	"fmt"
 	"strconv"
 	"time"
@@ -20,7 +22,16 @@ const recordStructBytes = int(unsafe.Sizeof(kgo.Record{}))
 // done). firstRow is the stream row number of the batch's row 0, batch the
 // stream's batch number, checkpoint the number the rows' checkpoint will
 // have (for provenance headers), now the produce time for the whole batch.
-func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time) (out *Records, next int, err error) {
+func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time) (sinkapi.Chunk, int, error) {
+	out, next, err := p.encode(rows, from, firstRow, checkpoint, now)
+	if err != nil {
+		return nil, 0, err
+	}
+	return out, next, nil
+}
+
+// encode is Encode with the concrete type.
+func (p *Plan) encode(rows, from int, firstRow, checkpoint int64, now time.Time) (out *Records, next int, err error) {
 	b := &p.bound
 	out = p.pool.get()
 	// sized from the rows so far: what this chunk will most likely hold
@@ -50,11 +61,11 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 		r.Topic = p.d.Topic
 		if b.topic != nil {
 			if b.topic.IsNull(i) {
-				return nil, 0, &RowError{i, fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
+				return nil, 0, &RowError{Row: i, Problem: fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
 			}
 			t, ok := p.topics[b.topic.Value(i)]
 			if !ok {
-				return nil, 0, &RowError{i, fmt.Sprintf("its topic_field topic %q was not resolved (UnknownTopics) before encoding", b.topic.Value(i))}
+				return nil, 0, &RowError{Row: i, Problem: fmt.Sprintf("its topic_field topic %q was not resolved (UnknownTopics) before encoding", b.topic.Value(i))}
 			}
 			info = t.info
 			r.Topic = t.name
@@ -64,7 +75,7 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 		if p.floor != nil && !tombstone {
 			// what a few bytes on the wire expand into, checked before encoding
 			if limit := int64(info.MaxMessageBytes) - recordOverhead; p.floor.row(i, limit) > limit {
-				return nil, 0, &RowError{i, fmt.Sprintf(
+				return nil, 0, &RowError{Row: i, Problem: fmt.Sprintf(
 					"its record would be over topic %q's max.message.bytes (%d): its lists have more elements, or its views more bytes, than that",
 					r.Topic, info.MaxMessageBytes)}
 			}
@@ -94,7 +105,7 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 			if buf, ok = p.key.AppendKey(buf, i); ok {
 				key = span{kstart, len(buf)}
 			} else if info.Compacted {
-				return nil, 0, &RowError{i, fmt.Sprintf(
+				return nil, 0, &RowError{Row: i, Problem: fmt.Sprintf(
 					"its key is null, but topic %q is compacted (cleanup.policy=compact) and rejects records without a key", r.Topic)}
 			}
 			size += len(buf) - kstart
@@ -104,7 +115,7 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 		if b.hdrs != nil {
 			var err error
 			if buf, err = b.hdrs.appendHeaders(buf, i, p); err != nil {
-				return nil, 0, &RowError{i, err.Error()}
+				return nil, 0, &RowError{Row: i, Problem: err.Error()}
 			}
 		}
 		if p.provenance {
@@ -121,7 +132,7 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 				// the stream topic's window is worked out once per batch
 				if b.topic != nil || ms < win.lo || ms > win.hi {
 					if problem := timestampAllowed(ms, info, now); problem != "" {
-						return nil, 0, &RowError{i, problem}
+						return nil, 0, &RowError{Row: i, Problem: problem}
 					}
 				}
 				r.Timestamp = time.UnixMilli(ms)
@@ -130,14 +141,14 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 		if b.part != nil {
 			if v, ok := b.part(i); ok {
 				if v < 0 || v >= int64(info.Partitions) {
-					return nil, 0, &RowError{i, fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
+					return nil, 0, &RowError{Row: i, Problem: fmt.Sprintf("its partition_field %q is %d, but topic %q has partitions 0 to %d",
 						p.d.PartitionField, v, r.Topic, info.Partitions-1)}
 				}
 				r.Partition = int32(v)
 			}
 		}
 		if size+recordOverhead > int(info.MaxMessageBytes) {
-			return nil, 0, &RowError{i, fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
+			return nil, 0, &RowError{Row: i, Problem: fmt.Sprintf("its record is %d bytes, over topic %q's max.message.bytes (%d)",
 				size+recordOverhead, r.Topic, info.MaxMessageBytes)}
 		}
 	}

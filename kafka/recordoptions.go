@@ -2,60 +2,9 @@ package kafka
 
 import (
 	"fmt"
-
-	"github.com/flightsink/flightsink/kafka/encode"
 )
-
-// Format is how a row becomes a record value.
-type Format string
-
-// The formats of record values.
-const (
-	FormatJSON      Format = "json"       // one JSON object per row (docs/json-mapping.md)
-	FormatAvro      Format = "avro"       // an Avro datum per row (Confluent wire format with a registry)
-	FormatRawString Format = "raw_string" // one utf8 column's bytes
-	FormatRawBytes  Format = "raw_bytes"  // one binary column's bytes
-)
-
-// RecordOptions are a stream's choices of what each record looks like: the
-// record keys of its descriptor (README "Record formats and shape").
-type RecordOptions struct {
-	Topic             string // the stream's topic (rows go there unless TopicField says)
-	Format            Format
-	JSON              encode.JSONOptions // json.timestamp_format, json.decimal
-	JSONIncludeSchema bool               // Kafka Connect's schema envelope
-	ValueFields       []string           // the value's columns (default: all)
-	ExcludeFields     []string           // columns left out of the value
-	ValueField        string             // raw formats: the value column
-	Subject           string             // avro: the registry subject (default <topic>-value)
-	KeyField          string             // the record key's column
-	TimestampField    string             // the record timestamp's column
-	TombstoneField    string             // boolean column: true writes a null value
-	HeadersField      string             // map or list-of-struct column of record headers
-	Headers           map[string]string  // headers on every record
-	ProvenanceHeaders bool               // flightsink-writer, -checkpoint, -row headers
-	PartitionField    string             // integer column choosing the partition
-	TopicField        string             // utf8 column choosing each row's topic
-	WriterID          string             // for provenance headers
-}
-
-// OptionError is a record option that cannot be used (with this schema);
-// its message names the option.
-type OptionError struct{ Msg string }
-
-func (e *OptionError) Error() string { return e.Msg }
 
 func optionError(msg string) *OptionError { return &OptionError{Msg: msg} }
-
-// SchemaError is a column that cannot be written as asked: a type no
-// encoder takes, or a named column missing or of the wrong type.
-type SchemaError struct {
-	Msg string
-	Err error
-}
-
-func (e *SchemaError) Error() string { return e.Msg }
-func (e *SchemaError) Unwrap() error { return e.Err }
 
 // schemaError names the option at fault ("" for the value's columns).
 func schemaError(key string, err error) *SchemaError {
@@ -65,18 +14,3 @@ func schemaError(key string, err error) *SchemaError {
 	}
 	return &SchemaError{Msg: msg, Err: err}
 }
-
-// RowError is a row that cannot become a record; Row counts from the
-// batch's first row. Its batch is rejected whole.
-type RowError struct {
-	Row     int
-	Problem string
-}
-
-func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s", e.Row, e.Problem) }
-
-// BindError is a record batch that does not match the plan's schema.
-type BindError struct{ Err error }
-
-func (e *BindError) Error() string { return e.Err.Error() }
-func (e *BindError) Unwrap() error { return e.Err }

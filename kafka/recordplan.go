@@ -22,10 +22,6 @@ type rowEncoder interface {
 	AppendRow(dst []byte, row int) []byte
 }
 
-// RegisterFunc registers a value schema under a subject and returns its
-// id (a schema registry); its error is returned as it is.
-type RegisterFunc func(subject, schema string) (int, error)
-
 // avroName makes a topic name a valid Avro record name.
 func avroName(topic string) string {
 	b := []byte(topic)
@@ -243,7 +239,7 @@ func (p *Plan) Bind(rec arrow.RecordBatch) error {
 	}
 	if p.value != nil {
 		if err := p.value.Bind(valueRec); err != nil {
-			return &BindError{err}
+			return &BindError{Err: err}
 		}
 	}
 	if p.raw != nil {
@@ -274,4 +270,60 @@ func (p *Plan) Bind(rec arrow.RecordBatch) error {
 	p.bound = b
 	p.floor = bindFloor(rec, p.floorCols)
 	return nil
+}
+
+// UsePool makes the plan encode into batches from pool (acknowledged
+// batches of the same stream) instead of allocating each.
+func (p *Plan) UsePool(pool *RecordPool) { p.pool = pool }
+
+// SetChunkBytes sets the most one Encode call builds: records, their bytes
+// and headers. What a batch expands into is built and produced in chunks
+// of about this size.
+func (p *Plan) SetChunkBytes(n int) { p.chunkBytes = max(n, 1) }
+
+// AvroSchema is the Avro writer schema of format avro, "" otherwise.
+func (p *Plan) AvroSchema() string { return p.avroSchema }
+
+// Registered reports whether the values carry a schema registry's wire
+// format header (format avro with a registry).
+func (p *Plan) Registered() bool { return p.prefix != nil }
+
+// UnknownTopics lists the bound batch's topic_field topics the plan does
+// not know (see AddTopic), in the order of their first rows, so a caller
+// can check and look each up once before encoding: no I/O happens inside
+// Encode. A null topic is a *RowError.
+func (p *Plan) UnknownTopics() ([]UnresolvedTopic, error) {
+	col := p.bound.topic
+	if col == nil {
+		return nil, nil
+	}
+	var out []UnresolvedTopic
+	var seen map[string]bool
+	prev, prevOK := "", false
+	for i := 0; i < p.bound.rows; i++ {
+		if col.IsNull(i) {
+			return nil, &RowError{Row: i, Problem: fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
+		}
+		name := col.Value(i)
+		if prevOK && name == prev { // sorted or grouped data: no map look-up
+			continue
+		}
+		prev, prevOK = name, true
+		if _, ok := p.topics[name]; ok || seen[name] {
+			continue
+		}
+		if seen == nil {
+			seen = map[string]bool{}
+		}
+		name = string([]byte(name)) // own the bytes: name points into Arrow memory
+		seen[name] = true
+		out = append(out, UnresolvedTopic{Name: name, Row: i})
+	}
+	return out, nil
+}
+
+// AddTopic gives the plan a topic_field topic rows may go to.
+func (p *Plan) AddTopic(name string, info TopicInfo) {
+	name = p.internString(name)
+	p.topics[name] = topicEntry{name, info}
 }

@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"github.com/flightsink/flightsink/kafka/sinkapi"
+
 	"fmt"
 	"testing"
 	"time"
@@ -66,7 +68,7 @@ func encodeBatch(p *Plan, rec arrow.RecordBatch) (records int, err error) {
 	}
 	now := time.Now()
 	for from, rows := 0, int(rec.NumRows()); from < rows; {
-		var out *Records
+		var out sinkapi.Chunk
 		if out, from, err = p.Encode(rows, from, 0, 1, now); err != nil {
 			return records, err
 		}

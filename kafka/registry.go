@@ -21,10 +21,6 @@ type RegistryConfig struct {
 	Password secret.Secret `yaml:"password"`
 }
 
-// ErrSchemaRejected means the registry refused a schema (typically as
-// incompatible with the subject's earlier versions).
-var ErrSchemaRejected = errors.New("schema rejected by the registry")
-
 // Registry registers value schemas and caches their ids.
 type Registry struct {
 	cl *sr.Client

@@ -387,7 +387,16 @@ func (c *ReplicaClaim) beatOnce(ctx context.Context, cl *kgo.Client, kind string
 	if err := cl.BeginTransaction(); err != nil {
 		return err
 	}
-	err = cl.ProduceSync(ctx, &kgo.Record{Topic: c.sink.cfg.ReplicaTopic, Partition: 0, Key: []byte(c.key), Value: v}).FirstErr()
+	// Not ProduceSync: kgo does not give up on a record already sent when
+	// ctx ends (after a broker restart it can wait on it for good).
+	produced := make(chan error, 1)
+	cl.Produce(ctx, &kgo.Record{Topic: c.sink.cfg.ReplicaTopic, Partition: 0, Key: []byte(c.key), Value: v},
+		func(_ *kgo.Record, err error) { produced <- err })
+	select {
+	case err = <-produced:
+	case <-ctx.Done():
+		err = fmt.Errorf("writing the %s record: %w", kind, ctx.Err())
+	}
 	if err == nil {
 		err = cl.EndTransaction(ctx, kgo.TryCommit)
 	}
@@ -548,7 +557,11 @@ func (c *ReplicaClaim) Release(ctx context.Context) {
 	c.closeOnce.Do(func() {
 		held := c.Err() == nil
 		c.cancel()
-		<-c.done
+		select { // the heartbeat's steps are bounded; this is the backstop
+		case <-c.done:
+		case <-time.After(c.sink.cfg.ProduceTimeout):
+			c.sink.log.Warn().Str("replica", c.name).Msg("the replica heartbeat did not stop in kafka.produce_timeout; closing its client")
+		}
 		c.mu.Lock()
 		c.released = true
 		cl := c.cl
@@ -559,7 +572,19 @@ func (c *ReplicaClaim) Release(ctx context.Context) {
 		}
 		if held {
 			rctx, cancel := context.WithTimeout(ctx, c.sink.cfg.ProduceTimeout)
-			if err := c.beatOnce(rctx, cl, claimKindRelease); err != nil {
+			// kgo does not give up on a record already sent when its
+			// context ends, so the wait is bounded here: after a broker
+			// restart the release could otherwise hold the shutdown up.
+			// cl.Close below ends a produce still waiting.
+			beat := make(chan error, 1)
+			go func() { beat <- c.beatOnce(rctx, cl, claimKindRelease) }()
+			var err error
+			select {
+			case err = <-beat:
+			case <-rctx.Done():
+				err = fmt.Errorf("releasing the claim: %w", rctx.Err())
+			}
+			if err != nil {
 				c.sink.log.Warn().Err(err).Str("replica", c.name).
 					Msg("could not release the replica claim; the next server with this name waits kafka.replica_claim_ttl")
 			} else {

@@ -1,6 +1,9 @@
 package kafka
 
 import (
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/flightsink/flightsink/kafka/sinkapi"
+
 	"context"
 	"errors"
 	"fmt"
@@ -43,28 +46,6 @@ type Sink struct {
 
 	replica string                       // the name in the pool ids: kafka.replica, or the one ClaimReplica got
 	claim   atomic.Pointer[ReplicaClaim] // nil: no claim made (library use, tests)
-}
-
-// TopicInfo is what a stream needs to know about its topic.
-type TopicInfo struct {
-	Topic      string
-	Partitions int
-	// MaxMessageBytes is the topic's max.message.bytes: the largest record
-	// batch the broker accepts for it. Rows whose record would exceed it are
-	// rejected before they are produced.
-	MaxMessageBytes int32
-	// Compacted is true when cleanup.policy includes compact: the broker
-	// rejects records without a key, failing the whole producer batch.
-	Compacted bool
-	// CreateTime is true when message.timestamp.type is CreateTime: the
-	// broker then rejects timestamps outside the window below, failing the
-	// whole producer batch, so rows are checked first.
-	CreateTime bool
-	// TimestampBeforeMax and TimestampAfterMax bound how far a record
-	// timestamp may lie before or after the broker's clock
-	// (message.timestamp.before.max.ms / after.max.ms; Kafka 4's default
-	// after-limit is one hour).
-	TimestampBeforeMax, TimestampAfterMax time.Duration
 }
 
 // NewSink connects to the cluster in cfg. Extra kgo options (tests, TLS)
@@ -361,6 +342,36 @@ func (s *Sink) createTopic(ctx context.Context, topic string, partitions int32, 
 
 // CreateTopicsAllowed reports kafka.create_topics.
 func (s *Sink) CreateTopicsAllowed() bool { return s.cfg.CreateTopics }
+
+// NewPlan builds the record plan of a stream whose batches have schema and
+// whose records go to the topic info describes (and, with topic_field,
+// others): records are built in chunks of kafka.max_buffered_bytes / 8
+// (1 to 16 MiB) and reuse acknowledged chunks' memory (up to another
+// eighth). register is the schema registration (nil without a registry).
+func (s *Sink) NewPlan(schema *arrow.Schema, opts *RecordOptions, info TopicInfo, register RegisterFunc) (sinkapi.Plan, error) {
+	p, err := NewPlan(schema, opts, info, register)
+	if err != nil {
+		return nil, err
+	}
+	buffered := s.cfg.MaxBufferedBytes
+	p.UsePool(NewRecordPool(buffered / 8))
+	p.SetChunkBytes(min(max(buffered/8, 1<<20), 16<<20))
+	return p, nil
+}
+
+// Limits are the settings a stream checks against.
+func (s *Sink) Limits() sinkapi.Limits {
+	return sinkapi.Limits{MaxBufferedBytes: s.cfg.MaxBufferedBytes, MaxTransactionRows: s.cfg.MaxTransactionRows,
+		TransactionTimeout: s.cfg.TransactionTimeout}
+}
+
+// SchemaRegistry is the schema registry, nil without one.
+func (s *Sink) SchemaRegistry() sinkapi.Registry {
+	if s.registry == nil {
+		return nil
+	}
+	return s.registry
+}
 
 // Config returns the sink's configuration.
 func (s *Sink) Config() Config { return s.cfg }

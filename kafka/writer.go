@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"github.com/flightsink/flightsink/kafka/sinkapi"
+
 	"context"
 	"errors"
 	"fmt"
@@ -26,9 +28,9 @@ type Writer interface {
 	// caller may reuse them). acked may be nil. It returns the first error
 	// of any earlier record of this writer.
 	ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error
-	// Produce is ProduceBatch for records a Plan built: they go back to
-	// their pool once acknowledged.
-	Produce(ctx context.Context, recs *Records) error
+	// Produce is ProduceBatch for records a Plan built (*Records): they go
+	// back to their pool once acknowledged.
+	Produce(ctx context.Context, c sinkapi.Chunk) error
 	// Checkpoint makes every record produced so far durable: at-least-once
 	// waits for this writer's own records to be acknowledged (not for other
 	// streams' records); exactly-once commits the open transaction.
@@ -93,7 +95,7 @@ func (f *inflight) tryAdd(size int) bool {
 func (f *inflight) done(r *kgo.Record, err error) {
 	size := recordSize(r)
 	if err != nil && !errors.Is(err, kgo.ErrAborting) {
-		f.metrics.ProduceError(metrics.ErrorCode(err))
+		f.metrics.ProduceError(errorCode(err))
 	}
 	f.mu.Lock()
 	f.records--
@@ -238,7 +240,7 @@ func (f *inflight) waitAll(ctx context.Context) error {
 }
 
 // OpenAtLeastOnce returns a writer on the shared idempotent producer.
-func (s *Sink) OpenAtLeastOnce() Writer {
+func (s *Sink) OpenAtLeastOnce() sinkapi.Writer {
 	w := &atLeastOnce{cl: s.shared, bg: s.bg,
 		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics}}
 	w.promise = w.done
@@ -255,7 +257,8 @@ type atLeastOnce struct {
 	promise func(*kgo.Record, error) // one closure for all records: no per-record allocation
 }
 
-func (w *atLeastOnce) Produce(ctx context.Context, recs *Records) error {
+func (w *atLeastOnce) Produce(ctx context.Context, c sinkapi.Chunk) error {
+	recs := c.(*Records)
 	return w.ProduceBatch(ctx, recs.records, recs.acked())
 }
 

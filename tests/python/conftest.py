@@ -191,9 +191,15 @@ def _stop(proc: subprocess.Popen) -> str | None:
     try:
         rc = proc.wait(STOP_TIMEOUT)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        return f"flightsink did not exit within {STOP_TIMEOUT:.0f}s of SIGTERM; killed"
+        # SIGQUIT makes the Go runtime print every goroutine's stack to stderr (shown
+        # with the server's log): where the shutdown hangs.
+        proc.send_signal(signal.SIGQUIT)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        return f"flightsink did not exit within {STOP_TIMEOUT:.0f}s of SIGTERM; stopped with SIGQUIT (goroutine dump in its log)"
     return None if rc == 0 else f"flightsink exited with status {rc} after SIGTERM"
 
 

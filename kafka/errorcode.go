@@ -1,4 +1,4 @@
-package metrics
+package kafka
 
 import (
 	"context"
@@ -8,13 +8,13 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// ErrorCode is the code label ProduceError takes for a record's produce
+// errorCode is the code label ProduceError takes for a record's produce
 // error: the Kafka error name (NOT_ENOUGH_REPLICAS, MESSAGE_TOO_LARGE, ...),
 // "timeout" for a record or context deadline, "aborting" for records dropped
 // by an aborted transaction, "canceled" for a canceled context, "retries" for
 // kgo.ErrRecordRetries, else "other". The set is small and fixed, so the
 // label's cardinality is bounded.
-func ErrorCode(err error) string {
+func errorCode(err error) string {
 	var ke *kerr.Error
 	switch {
 	case err == nil:

@@ -1,0 +1,40 @@
+package flightsink
+
+import (
+	"context"
+
+	"github.com/apache/arrow-go/v18/arrow"
+
+	"github.com/flightsink/flightsink/kafka/sinkapi"
+)
+
+// Kafka is what the Flight service needs of the Kafka side; *kafka.Sink
+// has it. The service depends on this interface and on package sinkapi
+// alone, not on a Kafka client, so its tests can fake Kafka.
+type Kafka interface {
+	// Topic looks a topic up, creating it when kafka.create_topics is on.
+	Topic(ctx context.Context, topic string) (sinkapi.TopicInfo, error)
+	// Lookup is Topic without creating a missing topic.
+	Lookup(ctx context.Context, topic string) (sinkapi.TopicInfo, error)
+	// CreateTopic creates a topic with the broker's defaults.
+	CreateTopic(ctx context.Context, topic string) error
+	// CreateTopicsAllowed reports kafka.create_topics.
+	CreateTopicsAllowed() bool
+	// ListTopics lists the cluster's topics, the server's own left out.
+	ListTopics(ctx context.Context) ([]string, error)
+	// OwnedTopics maps each topic the server owns to the setting naming it.
+	OwnedTopics() map[string]string
+	// OpenAtLeastOnce opens a writer on the shared idempotent producer.
+	OpenAtLeastOnce() sinkapi.Writer
+	// OpenExactlyOnce opens a transactional writer (a named writer's:
+	// fenced, with its stored progress).
+	OpenExactlyOnce(ctx context.Context, topic, writerID string) (*sinkapi.Opened, error)
+	// WriterStatus reads a named writer's committed progress.
+	WriterStatus(ctx context.Context, writerID string) (sinkapi.Progress, bool, error)
+	// NewPlan builds the record plan of a stream.
+	NewPlan(schema *arrow.Schema, opts *sinkapi.RecordOptions, info sinkapi.TopicInfo, register sinkapi.RegisterFunc) (sinkapi.Plan, error)
+	// SchemaRegistry is the schema registry, nil without one.
+	SchemaRegistry() sinkapi.Registry
+	// Limits are the settings a stream checks against.
+	Limits() sinkapi.Limits
+}
