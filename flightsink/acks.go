@@ -29,6 +29,10 @@ type checkpointAck struct {
 	checkpoint int64
 	rows       int64 // rows made durable since the previous ack that was sent
 	totalRows  int64
+	// Under a bad-row policy other than fail (badRows): the rows among
+	// rows left out, skipped or dead-lettered.
+	badRows               bool
+	skipped, deadLettered int64
 }
 
 func newAcker(send func(*flight.PutResult) error) *acker {
@@ -53,12 +57,14 @@ func (a *acker) Ready(msg []byte) {
 }
 
 // Checkpoint queues a checkpoint ack, merging it into an unsent one.
-func (a *acker) Checkpoint(n, rows, total int64) {
+func (a *acker) Checkpoint(ack checkpointAck) {
 	a.mu.Lock()
 	if a.hasCkpt {
-		rows += a.ckpt.rows
+		ack.rows += a.ckpt.rows
+		ack.skipped += a.ckpt.skipped
+		ack.deadLettered += a.ckpt.deadLettered
 	}
-	a.ckpt = checkpointAck{checkpoint: n, rows: rows, totalRows: total}
+	a.ckpt = ack
 	a.hasCkpt = true
 	a.mu.Unlock()
 	a.notify()
@@ -123,5 +129,11 @@ func (c checkpointAck) json() []byte {
 	b = strconv.AppendInt(b, c.rows, 10)
 	b = append(b, `,"total_rows":`...)
 	b = strconv.AppendInt(b, c.totalRows, 10)
+	if c.badRows {
+		b = append(b, `,"skipped_rows":`...)
+		b = strconv.AppendInt(b, c.skipped, 10)
+		b = append(b, `,"dead_lettered_rows":`...)
+		b = strconv.AppendInt(b, c.deadLettered, 10)
+	}
 	return append(b, '}')
 }

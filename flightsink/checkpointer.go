@@ -22,21 +22,27 @@ type checkpointer struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc // a failed commit ends the stream at once: the client may wait for its ack
 	w      streamWriter
-	// ack queues checkpoint n's acknowledgement (rows since the last
-	// ack, total durable rows); nil when the stream sends none (an ingest).
-	ack func(n, rows, total int64)
+	// ack queues a checkpoint's acknowledgement; nil when the stream sends
+	// none (an ingest).
+	ack func(checkpointAck)
+	// badRows: the acks count skipped and dead-lettered rows.
+	badRows bool
 	// took reports how long a checkpoint took (a metric).
 	took func(time.Duration)
 	// produced reports records handed to the writer (a metric).
 	produced func(records, bytes int)
 
-	durableRows    int64 // rows Kafka made durable
-	ackedRows      int64 // durableRows when the previous ack was queued
-	lastCheckpoint int64 // the newest durable checkpoint, 0 for none
+	durableRows    int64  // rows Kafka made durable
+	acked          counts // the stream's counts when the previous ack was queued
+	lastCheckpoint int64  // the newest durable checkpoint, 0 for none
 	pending        *pendingCommit
 	held           []sinkapi.Chunk
 	heldBytes      int
 }
+
+// counts are a stream's running totals: rows read, and among them rows
+// skipped or dead-lettered under its bad-row policy.
+type counts struct{ rows, skipped, deadLettered int64 }
 
 // pendingCommit is a checkpoint being made durable in the background.
 type pendingCommit struct {
@@ -77,16 +83,18 @@ func (c *checkpointer) produce(recs sinkapi.Chunk) error {
 	return nil
 }
 
-// start makes the stream's first rows durable as checkpoint n, in the
-// background, after the previous checkpoint settled; p is what a named
+// start makes the stream's first at.rows rows durable as checkpoint n, in
+// the background, after the previous checkpoint settled; p is what a named
 // writer stores with it.
-func (c *checkpointer) start(n, rows int64, p sinkapi.Progress) error {
+func (c *checkpointer) start(n int64, at counts, p sinkapi.Progress) error {
 	if err := c.settle(); err != nil {
 		return err
 	}
+	rows := at.rows
 	pc := &pendingCommit{n: n, rows: rows, done: make(chan struct{})}
-	ackRows := rows - c.ackedRows
-	c.ackedRows = rows
+	ack := checkpointAck{checkpoint: n, rows: rows - c.acked.rows, totalRows: rows, badRows: c.badRows,
+		skipped: at.skipped - c.acked.skipped, deadLettered: at.deadLettered - c.acked.deadLettered}
+	c.acked = at
 	c.pending = pc
 	w, began := c.w, time.Now()
 	go func() {
@@ -99,7 +107,7 @@ func (c *checkpointer) start(n, rows int64, p sinkapi.Progress) error {
 		if c.ack != nil {
 			// Now, not when the loop next looks: it may be waiting for
 			// the client's next batch, and the client for this ack.
-			c.ack(n, ackRows, pc.rows)
+			c.ack(ack)
 		}
 	}()
 	return nil

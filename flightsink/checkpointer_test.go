@@ -73,9 +73,9 @@ type ackLog struct {
 	acks [][3]int64
 }
 
-func (a *ackLog) ack(n, rows, total int64) {
+func (a *ackLog) ack(c checkpointAck) {
 	a.mu.Lock()
-	a.acks = append(a.acks, [3]int64{n, rows, total})
+	a.acks = append(a.acks, [3]int64{c.checkpoint, c.rows, c.totalRows})
 	a.mu.Unlock()
 }
 
@@ -92,6 +92,8 @@ func (c *fakeChunk) Len() int   { return c.n }
 func (c *fakeChunk) Bytes() int { return c.n << 10 }
 func (c *fakeChunk) Size() int  { return c.n << 10 }
 func (c *fakeChunk) Recycle()   {}
+
+func (c *fakeChunk) Rejected() []sinkapi.RowError { return nil }
 
 func chunkOf(_ *testing.T, n int) sinkapi.Chunk { return &fakeChunk{n} }
 
@@ -119,7 +121,7 @@ func TestCheckpointerPipelines(t *testing.T) {
 	if err := c.send(chunkOf(t, 10)); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.start(1, 10, sinkapi.Progress{Checkpoint: 1}); err != nil {
+	if err := c.start(1, counts{rows: 10}, sinkapi.Progress{Checkpoint: 1}); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < 3; i++ { // the commit is still running: held
@@ -142,7 +144,7 @@ func TestCheckpointerPipelines(t *testing.T) {
 	}
 	// the next checkpoint settles nothing new, covers the held rows
 	w.gate = nil
-	if err := c.start(2, 25, sinkapi.Progress{Checkpoint: 2}); err != nil {
+	if err := c.start(2, counts{rows: 25}, sinkapi.Progress{Checkpoint: 2}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.close(true, 3, 25, sinkapi.Progress{Checkpoint: 3}); err != nil {
@@ -159,7 +161,7 @@ func TestCheckpointerPipelines(t *testing.T) {
 func TestCheckpointerBudget(t *testing.T) {
 	w := &fakeWriter{gate: make(chan struct{}), pending: 100, limit: 100}
 	c, _ := newTestCheckpointer(w, &ackLog{})
-	if err := c.start(1, 0, sinkapi.Progress{Checkpoint: 1}); err != nil {
+	if err := c.start(1, counts{rows: 0}, sinkapi.Progress{Checkpoint: 1}); err != nil {
 		t.Fatal(err)
 	}
 	sent := make(chan error, 1)
@@ -184,7 +186,7 @@ func TestCheckpointerCommitFails(t *testing.T) {
 	w := &fakeWriter{gate: make(chan struct{}), fail: fenced, limit: 1 << 20}
 	acks := &ackLog{}
 	c, ctx := newTestCheckpointer(w, acks)
-	if err := c.start(1, 10, sinkapi.Progress{Checkpoint: 1}); err != nil {
+	if err := c.start(1, counts{rows: 10}, sinkapi.Progress{Checkpoint: 1}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.send(chunkOf(t, 5)); err != nil {
@@ -216,7 +218,7 @@ func TestCheckpointerAbortDuringCommit(t *testing.T) {
 	w := &fakeWriter{gate: make(chan struct{}), limit: 1 << 20}
 	acks := &ackLog{}
 	c, _ := newTestCheckpointer(w, acks)
-	if err := c.start(4, 40, sinkapi.Progress{Checkpoint: 4}); err != nil {
+	if err := c.start(4, counts{rows: 40}, sinkapi.Progress{Checkpoint: 4}); err != nil {
 		t.Fatal(err)
 	}
 	if err := c.send(chunkOf(t, 3)); err != nil { // held, never produced
@@ -256,9 +258,9 @@ func TestAckerCoalesces(t *testing.T) {
 	})
 	a.Ready([]byte(`{"type":"ready"}`))
 	time.Sleep(20 * time.Millisecond) // the sender is blocked on ready
-	a.Checkpoint(1, 10, 10)
-	a.Checkpoint(2, 10, 20)
-	a.Checkpoint(3, 5, 25)
+	a.Checkpoint(checkpointAck{checkpoint: 1, rows: 10, totalRows: 10})
+	a.Checkpoint(checkpointAck{checkpoint: 2, rows: 10, totalRows: 20})
+	a.Checkpoint(checkpointAck{checkpoint: 3, rows: 5, totalRows: 25})
 	a.Done([]byte(`{"type":"done"}`))
 	close(release)
 	a.Stop()

@@ -68,6 +68,13 @@ type Descriptor struct {
 	ProvenanceHeaders bool               // flightsink-writer, -checkpoint, -row headers
 	PartitionField    string             // integer column choosing the partition
 	TopicField        string             // utf8 column choosing each row's topic
+	// OnBadRow: a row that cannot become a record fails its batch
+	// (default), is skipped, or goes to DeadLetterTopic as JSON.
+	OnBadRow        sinkapi.BadRowPolicy
+	DeadLetterTopic string // default <topic>.dlq
+	// MaxBadRows turns bad rows back into a failure: more than this many
+	// (>= 1), or more than this fraction of the rows read (< 1); 0: no cap.
+	MaxBadRows float64
 }
 
 // writerNeedsExactlyOnce refuses a named writer in at-least-once mode.
@@ -84,7 +91,7 @@ func (d *Descriptor) recordOptions() *sinkapi.RecordOptions {
 		ValueFields: d.ValueFields, ExcludeFields: d.ExcludeFields, ValueField: d.ValueField, Subject: d.Subject,
 		KeyField: d.KeyField, TimestampField: d.TimestampField, TombstoneField: d.TombstoneField, HeadersField: d.HeadersField,
 		Headers: d.Headers, ProvenanceHeaders: d.ProvenanceHeaders, PartitionField: d.PartitionField, TopicField: d.TopicField,
-		WriterID: d.WriterID}
+		WriterID: d.WriterID, OnBadRow: d.OnBadRow}
 }
 
 // rawDescriptor mirrors the CMD JSON object; pointers tell absent from empty.
@@ -110,6 +117,9 @@ type rawDescriptor struct {
 	ProvenanceHeaders *bool             `json:"provenance_headers"`
 	PartitionField    *string           `json:"partition_field"`
 	TopicField        *string           `json:"topic_field"`
+	OnBadRow          *string           `json:"on_bad_row"`
+	DeadLetterTopic   *string           `json:"dead_letter_topic"`
+	MaxBadRows        *float64          `json:"max_bad_rows"`
 }
 
 var (
@@ -244,7 +254,8 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("unknown key %q", clip(key)) +
 			` (known keys: topic, key_field, timestamp_field, delivery, writer_id, format, commit_on_close, ` +
 			`json.timestamp_format, json.decimal, json.include_schema, value_fields, exclude_fields, value_field, subject, ` +
-			`tombstone_field, headers_field, headers, provenance_headers, partition_field, topic_field)`
+			`tombstone_field, headers_field, headers, provenance_headers, partition_field, topic_field, ` +
+			`on_bad_row, dead_letter_topic, max_bad_rows)`
 	case err.Error() == "EOF":
 		return "empty; expected a JSON object such as {\"topic\":\"orders\"}"
 	}
@@ -333,6 +344,48 @@ func parseFormatOptions(raw *rawDescriptor, d *Descriptor) error {
 	d.Headers = raw.Headers
 	if raw.ProvenanceHeaders != nil {
 		d.ProvenanceHeaders = *raw.ProvenanceHeaders
+	}
+	return parseBadRowOptions(raw, d)
+}
+
+// parseBadRowOptions reads on_bad_row, dead_letter_topic and max_bad_rows.
+func parseBadRowOptions(raw *rawDescriptor, d *Descriptor) error {
+	if raw.OnBadRow != nil {
+		switch v := *raw.OnBadRow; v {
+		case "fail":
+		case string(sinkapi.BadRowSkip), string(sinkapi.BadRowDeadLetter):
+			d.OnBadRow = sinkapi.BadRowPolicy(v)
+		default:
+			return badDescriptor(fmt.Sprintf(`cmd: key "on_bad_row": %q is not one of "fail", "skip", "dead_letter"`, clip(v)))
+		}
+	}
+	if raw.DeadLetterTopic != nil {
+		if d.OnBadRow != sinkapi.BadRowDeadLetter {
+			return badDescriptor(`cmd: key "dead_letter_topic" applies to "on_bad_row":"dead_letter"`)
+		}
+		if err := ValidateTopicName(*raw.DeadLetterTopic); err != nil {
+			return badDescriptor(`cmd: key "dead_letter_topic": ` + err.Error())
+		}
+		d.DeadLetterTopic = *raw.DeadLetterTopic
+	}
+	if d.OnBadRow == sinkapi.BadRowDeadLetter && d.DeadLetterTopic == "" {
+		d.DeadLetterTopic = d.Topic + ".dlq"
+		if ValidateTopicName(d.DeadLetterTopic) != nil {
+			return badDescriptor(fmt.Sprintf(`cmd: the default dead-letter topic %q is not a valid topic name; set "dead_letter_topic"`, clip(d.DeadLetterTopic)))
+		}
+	}
+	if d.DeadLetterTopic == d.Topic && d.Topic != "" {
+		return badDescriptor(`cmd: key "dead_letter_topic" must differ from "topic"`)
+	}
+	if raw.MaxBadRows != nil {
+		v := *raw.MaxBadRows
+		switch {
+		case d.OnBadRow == sinkapi.BadRowFail:
+			return badDescriptor(`cmd: key "max_bad_rows" applies to "on_bad_row" "skip" or "dead_letter"`)
+		case v <= 0 || v >= 1 && v != float64(int64(v)):
+			return badDescriptor(fmt.Sprintf(`cmd: key "max_bad_rows": %v must be a count (an integer >= 1) or a fraction of the rows (0 < f < 1)`, v))
+		}
+		d.MaxBadRows = v
 	}
 	return nil
 }

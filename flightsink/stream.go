@@ -37,6 +37,8 @@ type stream struct {
 	rows           int64 // rows read from the client so far (the next row's stream number)
 	batches        int64 // record batches read so far
 	seenCheckpoint int64 // the newest checkpoint number received
+	skipped        int64 // rows left out (on_bad_row skip)
+	deadLettered   int64 // rows written to the dead-letter topic
 	// A named writer's stored progress when the stream opened: its
 	// checkpoints continue from there and its committed_rows count on.
 	resumedCheckpoint int64
@@ -137,7 +139,16 @@ func (st *stream) run() (err error) {
 		return err
 	}
 	defer src.Release()
-	if st.plan, err = st.srv.sink.NewPlan(src.Schema(), st.desc.recordOptions(), topic, st.register()); err != nil {
+	opts := st.desc.recordOptions()
+	if st.desc.OnBadRow == sinkapi.BadRowDeadLetter {
+		if opts.DeadLetter, err = st.lookupTopic(st.desc.DeadLetterTopic); err != nil {
+			if e := classify(err); !errors.Is(err, sinkapi.ErrUnavailable) {
+				return &Error{Code: e.Code, Reason: e.Reason, Err: err, Msg: "dead_letter_topic: " + e.Msg}
+			}
+			return err
+		}
+	}
+	if st.plan, err = st.srv.sink.NewPlan(src.Schema(), opts, topic, st.register()); err != nil {
 		return planError(err)
 	}
 
@@ -240,6 +251,8 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 	if err != nil {
 		return st.rowError(batch, err)
 	}
+	bad := make([]sinkapi.RowError, 0, len(first.Rejected()))
+	bad = append(bad, first.Rejected()...)
 	if next < rows && st.delivery != ExactlyOnce {
 		// Check the rest first, reusing one chunk's memory.
 		for from := next; from < rows; {
@@ -247,8 +260,15 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 			if chunk, from, err = st.plan.Encode(rows, from, st.rows, unit, now); err != nil {
 				return st.rowError(batch, err)
 			}
+			bad = append(bad, chunk.Rejected()...)
 			chunk.Recycle()
 		}
+	}
+	// Known whole here unless an exactly-once batch spans chunks (then its
+	// transaction is aborted if the rest adds too many).
+	if err := st.checkBadRows(batch, rows, bad); err != nil {
+		first.Recycle()
+		return err
 	}
 	for from := next; ; {
 		if err := st.ckpt.send(first); err != nil {
@@ -260,6 +280,17 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 		if first, from, err = st.plan.Encode(rows, from, st.rows, unit, now); err != nil {
 			return st.rowError(batch, err)
 		}
+		if st.delivery == ExactlyOnce {
+			bad = append(bad, first.Rejected()...)
+		}
+	}
+	if err := st.checkBadRows(batch, rows, bad); err != nil {
+		return err
+	}
+	if st.desc.OnBadRow == sinkapi.BadRowSkip {
+		st.skipped += int64(len(bad))
+	} else {
+		st.deadLettered += int64(len(bad))
 	}
 	st.rows += int64(rows)
 	return nil
@@ -268,7 +299,29 @@ func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
 // checkpoint makes everything read so far durable as checkpoint n, in
 // the background: its ack is sent as soon as it is durable.
 func (st *stream) checkpoint(n int64) error {
-	return st.ckpt.start(n, st.rows, st.progress(n))
+	return st.ckpt.start(n, counts{st.rows, st.skipped, st.deadLettered}, st.progress(n))
+}
+
+// checkBadRows fails the stream when a batch's bad rows (left out under
+// its bad-row policy) make more than max_bad_rows: a count, or a fraction
+// of the rows read so far.
+func (st *stream) checkBadRows(batch int64, rows int, bad []sinkapi.RowError) error {
+	max := st.desc.MaxBadRows
+	if max == 0 || len(bad) == 0 {
+		return nil
+	}
+	total := st.skipped + st.deadLettered + int64(len(bad))
+	limit := max
+	if max < 1 {
+		limit = max * float64(st.rows+int64(rows))
+	}
+	if float64(total) <= limit {
+		return nil
+	}
+	last := bad[len(bad)-1]
+	return &Error{Code: codes.InvalidArgument, Reason: ReasonBadRow, Msg: fmt.Sprintf(
+		"%d bad rows, more than max_bad_rows (%v) allows; the last: stream row %d (batch %d, row %d): %s",
+		total, max, st.rows+int64(last.Row), batch, last.Row, last.Problem)}
 }
 
 // parseMarker validates a marker: it returns the checkpoint number, or the
@@ -341,6 +394,9 @@ func (st *stream) finish() error {
 		return nil
 	}
 	done := map[string]any{"type": "done", "total_rows": st.ckpt.durableRows, "last_checkpoint": nullable(st.ckpt.lastCheckpoint)}
+	if st.desc.OnBadRow != sinkapi.BadRowFail {
+		done["skipped_rows"], done["dead_lettered_rows"] = st.skipped, st.deadLettered
+	}
 	if st.delivery == ExactlyOnce {
 		done["discarded_rows"] = st.discardedRows
 		if st.desc.WriterID != "" {

@@ -27,6 +27,7 @@ func (st *stream) openWriter() error {
 	if st.ingest == nil {
 		st.ckpt.ack = st.acks.Checkpoint
 	}
+	st.ckpt.badRows = st.desc.OnBadRow != sinkapi.BadRowFail
 	if st.delivery == AtLeastOnce {
 		st.ckpt.w = sink.OpenAtLeastOnce()
 		return nil
@@ -135,6 +136,10 @@ func (st *stream) resolveTopics(batch int64) error {
 				return err
 			}
 			e := classify(err)
+			if ri, _ := reasonInfo(e.Reason); st.desc.OnBadRow != sinkapi.BadRowFail && !ri.Retryable {
+				st.plan.RejectTopic(u.Name, "topic_field: "+e.Msg) // its rows are bad rows
+				continue
+			}
 			return &Error{Code: e.Code, Reason: e.Reason, Err: err, Msg: fmt.Sprintf(
 				"stream row %d (batch %d, row %d): topic_field: %s; no row of this batch was written", st.rows+int64(u.Row), batch, u.Row, e.Msg)}
 		}

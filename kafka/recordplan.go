@@ -1,6 +1,8 @@
 package kafka
 
 import (
+	"github.com/flightsink/flightsink/kafka/sinkapi"
+
 	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -55,15 +57,16 @@ type Plan struct {
 	staticHeaders                      []kgo.RecordHeader
 	provenance                         bool
 
-	bytesPerRow int         // running estimate that sizes each batch's buffer
-	spans       []span      // scratch: value, key and header byte ranges of one batch
-	hdrs        []hdrRef    // scratch: headers of one batch
-	hdrStart    []int       // scratch: each row's first entry in hdrs
-	pool        *RecordPool // acknowledged batches to encode into; nil: allocate each
-	chunkBytes  int         // the most one encode call builds (records and their bytes)
-	bound       bound       // the columns of the batch being encoded
-	floorCols   []int       // the columns that go into a record (value, key, headers)
-	floor       *valueFloor // the bound batch's lower bound of a row's size; nil: nothing to check
+	bytesPerRow int          // running estimate that sizes each batch's buffer
+	spans       []span       // scratch: value, key and header byte ranges of one batch
+	hdrs        []hdrRef     // scratch: headers of one batch
+	hdrStart    []int        // scratch: each row's first entry in hdrs
+	pool        *RecordPool  // acknowledged batches to encode into; nil: allocate each
+	chunkBytes  int          // the most one encode call builds (records and their bytes)
+	bound       bound        // the columns of the batch being encoded
+	floorCols   []int        // the columns that go into a record (value, key, headers)
+	dlqValue    *encode.JSON // on_bad_row dead_letter: the whole row as JSON
+	floor       *valueFloor  // the bound batch's lower bound of a row's size; nil: nothing to check
 	intern      map[string]string
 }
 
@@ -74,8 +77,9 @@ const defaultChunkBytes = 8 << 20
 // topicEntry is a topic rows may go to: its name (one copy per stream)
 // and what the checks need to know of it.
 type topicEntry struct {
-	name string
-	info TopicInfo
+	name    string
+	info    TopicInfo
+	problem string // set: rows naming it are bad rows (RejectTopic)
 }
 
 // span is a byte range of a batch's buffer; start < 0 means null.
@@ -89,7 +93,7 @@ type hdrRef struct {
 // newPlan checks the schema against the descriptor: every column must be
 // encodable and the named columns must exist with usable types.
 func NewPlan(schema *arrow.Schema, d *RecordOptions, info TopicInfo, register RegisterFunc) (*Plan, error) {
-	p := &Plan{d: d, info: info, topics: map[string]topicEntry{d.Topic: {d.Topic, info}},
+	p := &Plan{d: d, info: info, topics: map[string]topicEntry{d.Topic: {name: d.Topic, info: info}},
 		bytesPerRow: 64, chunkBytes: defaultChunkBytes, tombCol: -1, partCol: -1, topicCol: -1, hdrCol: -1, intern: map[string]string{}}
 	if info.Compacted && d.KeyField == "" {
 		return nil, optionError(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
@@ -179,6 +183,18 @@ func NewPlan(schema *arrow.Schema, d *RecordOptions, info TopicInfo, register Re
 		p.staticHeaders = append(p.staticHeaders, kgo.RecordHeader{Key: k, Value: []byte(v)})
 	}
 	p.floorCols = recordColumns(schema, p)
+	switch d.OnBadRow {
+	case sinkapi.BadRowFail, sinkapi.BadRowSkip:
+	case sinkapi.BadRowDeadLetter:
+		if d.DeadLetter.Topic == "" {
+			return nil, optionError(`"on_bad_row": "dead_letter" needs the dead-letter topic`)
+		}
+		if p.dlqValue, err = encode.NewJSON(schema); err != nil {
+			return nil, schemaError("on_bad_row", fmt.Errorf("a dead-letter record is the row as JSON: %w", err))
+		}
+	default:
+		return nil, optionError(fmt.Sprintf(`"on_bad_row": %q is not one of "fail", "skip", "dead_letter"`, d.OnBadRow))
+	}
 	p.provenance = d.ProvenanceHeaders
 	return p, nil
 }
@@ -236,6 +252,11 @@ func (p *Plan) Bind(rec arrow.RecordBatch) error {
 		}
 		valueRec = array.NewRecordBatch(p.projSch, cols, rec.NumRows())
 		defer valueRec.Release() // the encoders keep the columns, which rec holds
+	}
+	if p.dlqValue != nil {
+		if err := p.dlqValue.Bind(rec); err != nil {
+			return &BindError{Err: err}
+		}
 	}
 	if p.value != nil {
 		if err := p.value.Bind(valueRec); err != nil {
@@ -302,7 +323,10 @@ func (p *Plan) UnknownTopics() ([]UnresolvedTopic, error) {
 	prev, prevOK := "", false
 	for i := 0; i < p.bound.rows; i++ {
 		if col.IsNull(i) {
-			return nil, &RowError{Row: i, Problem: fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
+			if p.d.OnBadRow != sinkapi.BadRowFail {
+				continue // a bad row Encode leaves out
+			}
+			return nil, &RowError{Row: i, Column: p.d.TopicField, Problem: fmt.Sprintf("its topic_field %q is null", p.d.TopicField)}
 		}
 		name := col.Value(i)
 		if prevOK && name == prev { // sorted or grouped data: no map look-up
@@ -325,5 +349,13 @@ func (p *Plan) UnknownTopics() ([]UnresolvedTopic, error) {
 // AddTopic gives the plan a topic_field topic rows may go to.
 func (p *Plan) AddTopic(name string, info TopicInfo) {
 	name = p.internString(name)
-	p.topics[name] = topicEntry{name, info}
+	p.topics[name] = topicEntry{name: name, info: info}
+}
+
+// RejectTopic makes rows naming a topic_field topic that cannot be used
+// (forbidden, missing) bad rows with problem, under a bad-row policy
+// other than fail.
+func (p *Plan) RejectTopic(name, problem string) {
+	name = p.internString(name)
+	p.topics[name] = topicEntry{name: name, problem: problem}
 }

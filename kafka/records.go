@@ -15,7 +15,12 @@ type Records struct {
 	buf     []byte
 	headers []kgo.RecordHeader
 	pool    *RecordPool // where the batch goes once Kafka has acknowledged it
+	// rejected are the rows left out under a bad-row policy other than fail
+	rejected []RowError
 }
+
+// Rejected implements sinkapi.Chunk.
+func (b *Records) Rejected() []RowError { return b.rejected }
 
 // Recycle returns a batch its holder no longer needs to its pool (a
 // Writer does so once Kafka acknowledged it).

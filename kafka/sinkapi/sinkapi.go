@@ -115,7 +115,33 @@ type RecordOptions struct {
 	PartitionField    string             // integer column choosing the partition
 	TopicField        string             // utf8 column choosing each row's topic
 	WriterID          string             // for provenance headers
+	// OnBadRow is what a row that cannot become a record does: fail its
+	// batch (the default), be skipped, or go to the dead-letter topic.
+	OnBadRow BadRowPolicy
+	// DeadLetter is the dead-letter topic (OnBadRow BadRowDeadLetter).
+	DeadLetter TopicInfo
 }
+
+// BadRowPolicy is what a row that cannot become a record does.
+type BadRowPolicy string
+
+// The bad-row policies (descriptor key on_bad_row).
+const (
+	BadRowFail       BadRowPolicy = ""            // reject the row's batch: the stream fails
+	BadRowSkip       BadRowPolicy = "skip"        // leave the row out, count it
+	BadRowDeadLetter BadRowPolicy = "dead_letter" // write the row as JSON, with its error, to the dead-letter topic
+)
+
+// The headers of a dead-letter record.
+const (
+	HeaderError       = "flightsink-error"        // the problem, as a bad_row status would name it
+	HeaderReason      = "flightsink-reason"       // bad_row
+	HeaderColumn      = "flightsink-column"       // the column at fault (absent when none)
+	HeaderRow         = "flightsink-row"          // the stream row number
+	HeaderSourceTopic = "flightsink-source-topic" // the topic the row was meant for
+	HeaderWriter      = "flightsink-writer"       // the writer_id ("" for anonymous streams)
+	HeaderCheckpoint  = "flightsink-checkpoint"   // the checkpoint the row belongs to
+)
 
 // OptionError is a record option that cannot be used (with this schema);
 // its message names the option.
@@ -138,6 +164,7 @@ func (e *SchemaError) Unwrap() error { return e.Err }
 type RowError struct {
 	Row     int
 	Problem string
+	Column  string // the column at fault, "" when it is the record as a whole
 }
 
 func (e *RowError) Error() string { return fmt.Sprintf("row %d: %s", e.Row, e.Problem) }
@@ -167,6 +194,9 @@ type Chunk interface {
 	Bytes() int // their keys', values' and headers' bytes
 	Size() int  // what they count against kafka.max_buffered_bytes
 	Recycle()   // gives the memory back, for a chunk never handed to a Writer
+	// Rejected are the rows the chunk left out (skipped or dead-lettered)
+	// under a bad-row policy other than fail.
+	Rejected() []RowError
 }
 
 // Plan turns record batches of one schema into records, chunk by chunk.
@@ -180,6 +210,9 @@ type Plan interface {
 	UnknownTopics() ([]UnresolvedTopic, error)
 	// AddTopic gives the plan a topic_field topic rows may go to.
 	AddTopic(name string, info TopicInfo)
+	// RejectTopic makes the rows naming a topic_field topic that cannot be
+	// used bad rows with problem (a bad-row policy other than fail).
+	RejectTopic(name, problem string)
 	// Encode builds records of the bound batch's rows from row from on,
 	// about a chunk's worth (kafka.max_buffered_bytes / 8); next is the
 	// first row it did not encode. A row that cannot become a record is a
