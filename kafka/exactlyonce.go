@@ -122,7 +122,8 @@ type Opened struct {
 // a producer from the pool.
 func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Opened, error) {
 	w := &exactlyOnce{sink: s, topic: topic, writerID: writerID, slot: -1,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics}}
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics,
+			authFailure: s.creds.failureSince}}
 	w.inflight.mapErr = w.mapError
 	w.promise = w.done
 	if writerID == "" {
@@ -301,7 +302,7 @@ func (w *exactlyOnce) mapError(err error) error {
 		errors.Is(err, kerr.InvalidTxnState) {
 		return w.mapCommitError(err)
 	}
-	return mapProduceError(err)
+	return w.sink.mapProduceError(err)
 }
 
 // mapCommitError tells fencing, a broker-side abort (transaction timeout)
@@ -324,6 +325,9 @@ func (w *exactlyOnce) mapCommitError(err error) error {
 		return mapProduceError(err)
 	case errors.Is(err, context.Canceled):
 		return err
+	}
+	if ae := w.sink.creds.refusal(err); ae != nil {
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, ae)
 	}
 	return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 }

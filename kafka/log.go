@@ -6,8 +6,13 @@ import (
 )
 
 // kzeroLogger routes franz-go's logs into zerolog. kgo's info level is
-// chatty (every connection), so it is logged at debug.
-type kzeroLogger struct{ log zerolog.Logger }
+// chatty (every connection), so it is logged at debug. Errors are logged
+// with their text, and given to onErr (if set): kgo tells of a failed
+// authentication only in its logs when it retries.
+type kzeroLogger struct {
+	log   zerolog.Logger
+	onErr func(error)
+}
 
 func (l kzeroLogger) Level() kgo.LogLevel {
 	switch l.log.GetLevel() {
@@ -32,9 +37,18 @@ func (l kzeroLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 	}
 	ev = ev.Str("component", "kgo")
 	for i := 0; i+1 < len(keyvals); i += 2 {
-		if k, ok := keyvals[i].(string); ok {
-			ev = ev.Interface(k, keyvals[i+1])
+		k, ok := keyvals[i].(string)
+		if !ok {
+			continue
 		}
+		if err, isErr := keyvals[i+1].(error); isErr {
+			ev = ev.AnErr(k, err) // Interface would print an error as {}
+			if l.onErr != nil {
+				l.onErr(err)
+			}
+			continue
+		}
+		ev = ev.Interface(k, keyvals[i+1])
 	}
 	ev.Msg(msg)
 }
