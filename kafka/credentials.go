@@ -89,7 +89,7 @@ func brokerRefusal(err error) string {
 		}
 	}
 	if msg == "" {
-		return ke.Message
+		return ke.Message + " (" + strings.TrimSuffix(ke.Description, ".") + ")"
 	}
 	return msg + " (" + ke.Message + ")"
 }
@@ -324,9 +324,14 @@ func (c *credentials) detail() string {
 			where += fmt.Sprintf(", sub %q", jc.subject)
 		}
 		where += ")"
-		if left := jc.expires.Sub(c.now()); left <= 0 {
+		left := jc.expires.Sub(c.now())
+		switch {
+		case left <= 0:
 			return fmt.Sprintf("%s expired at %s (%v ago) and was not replaced since", where,
 				jc.expires.UTC().Format(time.RFC3339), (-left).Round(time.Second))
+		case left < jc.soonWindow():
+			return fmt.Sprintf("%s expires at %s (in %v) and was not replaced yet", where,
+				jc.expires.UTC().Format(time.RFC3339), left.Round(time.Second))
 		}
 		return fmt.Sprintf("%s is valid until %s; check its signature, issuer, audience and scope against the broker's settings",
 			where, jc.expires.UTC().Format(time.RFC3339))
