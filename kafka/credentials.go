@@ -122,6 +122,8 @@ type credentials struct {
 	oidc     *oidcTokens    // OAUTHBEARER, fetched from the token endpoint
 	aws      *awsCredentials
 
+	wg sync.WaitGroup // background work (the OIDC refresher) started by start
+
 	mu       sync.Mutex
 	tok      string    // the OAUTHBEARER token last read from token
 	tokClaim jwtClaims // its claims, when it is a JWT
@@ -166,6 +168,26 @@ func newCredentials(cfg SASLConfig, brokers []string, log zerolog.Logger) (*cred
 		}
 	}
 	return c, nil
+}
+
+// start runs the background work of the credentials (refreshing OIDC
+// tokens ahead of their expiry) until ctx ends; wait waits for it to end.
+func (c *credentials) start(ctx context.Context) {
+	if c == nil || c.oidc == nil {
+		return
+	}
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.oidc.run(ctx)
+	}()
+}
+
+// wait waits for what start started to end (after its context ended).
+func (c *credentials) wait() {
+	if c != nil {
+		c.wg.Wait()
+	}
 }
 
 // mechanism is the franz-go SASL mechanism, calling back into c at every

@@ -339,6 +339,30 @@ func TestOIDCTokens(t *testing.T) {
 	}
 }
 
+// TestOIDCBackgroundRefresh: once a token was fetched, the next ones are
+// fetched in the background at 80% of each one's lifetime, with no
+// authentication asking; a failing endpoint is retried until it answers;
+// the refresher ends with its context.
+func TestOIDCBackgroundRefresh(t *testing.T) {
+	ep := newTokenEndpoint(t, "s", time.Second)
+	c, logs, _ := testCredentials(t, SASLConfig{Mechanism: "OAUTHBEARER", TokenEndpointURL: ep.srv.URL,
+		ClientID: "flightsink", ClientSecret: secret.Secret{Value: "s"}})
+	c.now = time.Now
+	ctx, cancel := context.WithCancel(context.Background())
+	c.start(ctx)
+	issued := func() int { ep.mu.Lock(); defer ep.mu.Unlock(); return ep.issued }
+	firstMessage(t, c, "b:9092") // the first token, fetched by an authentication
+	eventually(t, "three tokens fetched in the background", func() bool { return issued() >= 4 })
+
+	ep.set(func(e *tokenEndpoint) { e.down = true })
+	eventually(t, "a failed refresh to be logged", func() bool { return strings.Contains(logs.String(), "retrying") })
+	n := issued()
+	ep.set(func(e *tokenEndpoint) { e.down = false })
+	eventually(t, "the refresher to recover", func() bool { return issued() > n })
+	cancel()
+	c.wait()
+}
+
 // TestOIDCBadClientSecret: a refused client secret names the endpoint and
 // the OAuth error.
 func TestOIDCBadClientSecret(t *testing.T) {

@@ -88,16 +88,20 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	}
 	s.progress = &progressStore{sink: s, topic: cfg.ProgressTopic, parts: map[int32]*progressPartition{}}
 	s.bg, s.stop = context.WithCancel(context.Background())
+	creds.start(s.bg)
 	// Topic look-ups must see a topic created a moment ago: kgo otherwise
 	// answers metadata requests from a cache up to 5 s old.
 	s.adminc, err = kgo.NewClient(append(s.baseOpts(), kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
+		s.stop()
+		creds.wait()
 		return nil, fmt.Errorf("kafka admin client: %w", err)
 	}
 	s.admin = kadm.NewClient(s.adminc)
 	s.shared, err = kgo.NewClient(append(s.producerOpts(), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
 		s.stop()
+		creds.wait()
 		s.adminc.Close()
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
@@ -181,6 +185,7 @@ func (s *Sink) SetMetrics(m *metrics.Metrics) { s.metrics = m }
 // Close closes every client the sink made. Streams must have ended.
 func (s *Sink) Close() {
 	s.stop()
+	s.creds.wait()
 	s.shared.Close()
 	s.adminc.Close()
 	s.pool.mu.Lock()
