@@ -91,7 +91,7 @@ func TestSinkPasswordRotation(t *testing.T) {
 	if err != nil {
 		t.Fatalf("after the file was replaced: %v", err)
 	}
-	if err := opened.Writer.ProduceBatch(ctx, []kgo.Record{{Topic: "t", Value: []byte("v")}}, nil); err != nil {
+	if err := opened.Writer.(Writer).ProduceBatch(ctx, []kgo.Record{{Topic: "t", Value: []byte("v")}}, nil); err != nil {
 		t.Fatal(err)
 	}
 	if err := opened.Writer.Close(ctx, true, Progress{}); err != nil {
@@ -207,7 +207,7 @@ func TestSinkTokenRotation(t *testing.T) {
 		}
 		return w.Checkpoint(ctx, Progress{})
 	}
-	w := s.OpenAtLeastOnce()
+	w := s.OpenAtLeastOnce().(Writer) // the Writer with ProduceBatch
 	if err := errors.Join(s.Ping(ctx), produce(w)); err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func TestSinkTokenRotation(t *testing.T) {
 
 	writeSecret(t, file, two)
 	eventually(t, "Ping to pass with token two", func() bool { return s.Ping(ctx) == nil })
-	if err := produce(s.OpenAtLeastOnce()); err != nil {
+	if err := produce(s.OpenAtLeastOnce().(Writer)); err != nil {
 		t.Fatalf("produce after the token file was replaced: %v", err)
 	}
 	opened, err := s.OpenExactlyOnce(ctx, "t", "")
