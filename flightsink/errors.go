@@ -51,6 +51,7 @@ const (
 	ReasonUnauthenticated  Reason = "unauthenticated"
 	ReasonIdle             Reason = "idle_timeout"
 	ReasonKafkaUnavailable Reason = "kafka_unavailable"
+	ReasonKafkaAuthFailed  Reason = "kafka_auth_failed"
 	ReasonOutcomeUnknown   Reason = "outcome_unknown"
 	ReasonShutdown         Reason = "shutdown"
 	ReasonKafkaError       Reason = "kafka_error"
@@ -106,6 +107,7 @@ var Reasons = []ReasonInfo{
 	row(ReasonUnauthenticated, codes.Unauthenticated, false, "missing or invalid credentials (checked before the call starts)", "log in"),
 	row(ReasonIdle, codes.DeadlineExceeded, true, "the client sent nothing for `flight.idle_timeout`", "resume"),
 	row(ReasonKafkaUnavailable, codes.Unavailable, true, "Kafka could not be reached, answered with a passing condition (a refused or dropped connection, no leader, a coordinator loading, too few in-sync replicas, a request timeout) or acknowledged nothing within `kafka.produce_timeout`", "resume, with backoff"),
+	row(ReasonKafkaAuthFailed, codes.Unavailable, true, "Kafka refused the server's own credentials (`kafka.sasl`: an expired or revoked token, a changed password) or the server could not obtain them (the token endpoint, a secret file, the AWS credential chain); the message names the cause. The server reads its credentials again at every authentication, so renewing them ends it without a restart", "resume, with backoff; operators renew `kafka.sasl`'s credentials"),
 	row(ReasonOutcomeUnknown, codes.Unavailable, true, "a commit was sent but its result is unknown", "resume: `ready` tells the truth"),
 	row(ReasonShutdown, codes.Unavailable, true, "the server is shutting down", "resume (on another replica)"),
 	row(ReasonKafkaError, codes.Internal, false, "Kafka refused the request in a way a retry cannot fix (an authorization failure, a setting the broker rejects, ...); the message quotes Kafka", "fix the Kafka side (ACLs, topic or broker settings)"),
@@ -185,6 +187,8 @@ func classify(err error) *Error {
 	case errors.Is(err, sinkapi.ErrOutcomeUnknown):
 		return &Error{Code: codes.Unavailable, Reason: ReasonOutcomeUnknown, Err: err,
 			Msg: err.Error() + "; reconnect with the same writer_id and read last_checkpoint from ready"}
+	case errors.Is(err, sinkapi.ErrAuthFailed):
+		return &Error{Code: codes.Unavailable, Reason: ReasonKafkaAuthFailed, Msg: err.Error() + "; retry later", Err: err}
 	case errors.Is(err, sinkapi.ErrPoolExhausted):
 		return &Error{Code: codes.ResourceExhausted, Reason: ReasonTooManyStreams, Msg: err.Error(), Err: err}
 	case errors.Is(err, sinkapi.ErrTopicMissing):
@@ -272,7 +276,7 @@ func (s *Server) rpcFailed(method string, err error) *Error {
 	e := rpcError(err)
 	if !streamed {
 		switch {
-		case e.Reason == ReasonInternal || e.Reason == ReasonKafkaError:
+		case e.Reason == ReasonInternal || e.Reason == ReasonKafkaError || e.Reason == ReasonKafkaAuthFailed:
 			s.log.Error().Str("method", strings.TrimPrefix(method, flightService)).Str("code", e.Code.String()).
 				Str("reason", string(e.Reason)).Msg("call failed: " + boundMessage(e.Msg, maxStatusMessage))
 		case e.Reason == ReasonKafkaUnavailable:

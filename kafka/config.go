@@ -150,7 +150,10 @@ func (c *Config) Validate() error {
 	if c.ProgressTopicPartitions < 1 {
 		return fmt.Errorf("kafka.progress_topic_partitions: %d must be at least 1", c.ProgressTopicPartitions)
 	}
-	if _, err := c.securityOpts(); err != nil {
+	if _, err := c.tlsOpts(); err != nil {
+		return err
+	}
+	if err := c.SASL.validate(); err != nil {
 		return err
 	}
 	if c.MaxTransactionRows < 0 {

@@ -119,7 +119,8 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 		}
 	}
 	w := &exactlyOnce{sink: s, topic: topic, writerID: writerID, slot: -1,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics}}
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics,
+			authFailure: s.creds.failureSince}}
 	w.inflight.mapErr = w.mapError
 	w.promise = w.done
 	if writerID == "" {
@@ -311,7 +312,7 @@ func (w *exactlyOnce) mapError(err error) error {
 	if fencedOrAborted(err) {
 		return w.mapCommitError(err)
 	}
-	return mapProduceError(err)
+	return w.sink.mapProduceError(err)
 }
 
 // fencedOrAborted reports the errors of a transaction that can never
@@ -340,6 +341,9 @@ func (w *exactlyOnce) mapCommitError(err error) error {
 		return mapProduceError(err)
 	case errors.Is(err, context.Canceled):
 		return err
+	}
+	if ae := w.sink.creds.refusal(err); ae != nil {
+		return fmt.Errorf("%w: %w", ErrOutcomeUnknown, ae)
 	}
 	return fmt.Errorf("%w: %v", ErrOutcomeUnknown, err)
 }

@@ -6,8 +6,13 @@ import (
 )
 
 // kzeroLogger routes franz-go's logs into zerolog. kgo's info level is
-// chatty (every connection), so it is logged at debug.
-type kzeroLogger struct{ log zerolog.Logger }
+// chatty (every connection), so it is logged at debug. Errors are logged
+// with their text, and given to onErr (if set): kgo tells of a failed
+// authentication only in its logs when it retries.
+type kzeroLogger struct {
+	log   zerolog.Logger
+	onErr func(error)
+}
 
 func (l kzeroLogger) Level() kgo.LogLevel {
 	switch l.log.GetLevel() {
@@ -37,10 +42,13 @@ func (l kzeroLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
 			continue
 		}
 		if err, isErr := keyvals[i+1].(error); isErr {
-			ev = ev.Str(k, err.Error()) // an error's text, not its struct fields
-		} else {
-			ev = ev.Interface(k, keyvals[i+1])
+			ev = ev.AnErr(k, err) // Interface would print an error as {}
+			if l.onErr != nil {
+				l.onErr(err)
+			}
+			continue
 		}
+		ev = ev.Interface(k, keyvals[i+1])
 	}
 	ev.Msg(msg)
 }

@@ -34,6 +34,7 @@ type Sink struct {
 	adminc *kgo.Client
 	bg     context.Context // lives as long as the sink: the context of shared-producer records
 	extra  []kgo.Opt       // security and caller options, for every client the sink makes
+	creds  *credentials    // kafka.sasl's, resolved at every authentication; nil without SASL
 	stop   context.CancelFunc
 
 	pool     *txnPool
@@ -54,28 +55,39 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	security, err := cfg.securityOpts()
+	security, err := cfg.tlsOpts()
 	if err != nil {
 		return nil, err
 	}
+	creds, err := newCredentials(cfg.SASL, cfg.Brokers, log)
+	if err != nil {
+		return nil, err
+	}
+	if creds != nil {
+		security = append(security, kgo.SASL(creds.mechanism()))
+	}
 	extra = append(security, extra...)
 	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra,
-		replica: cfg.Replica}
+		replica: cfg.Replica, creds: creds}
 	if s.registry, err = newRegistry(cfg.SchemaRegistry); err != nil {
 		return nil, err
 	}
 	s.progress = &progressStore{sink: s, topic: cfg.ProgressTopic, parts: map[int32]*progressPartition{}}
 	s.bg, s.stop = context.WithCancel(context.Background())
+	creds.start(s.bg)
 	// Topic look-ups must see a topic created a moment ago: kgo otherwise
 	// answers metadata requests from a cache up to 5 s old.
 	s.adminc, err = kgo.NewClient(append(s.baseOpts(), kgo.MetadataMinAge(50*time.Millisecond))...)
 	if err != nil {
+		s.stop()
+		creds.wait()
 		return nil, fmt.Errorf("kafka admin client: %w", err)
 	}
 	s.admin = kadm.NewClient(s.adminc)
 	s.shared, err = kgo.NewClient(append(s.producerOpts(), kgo.RequiredAcks(kgo.AllISRAcks()))...)
 	if err != nil {
 		s.stop()
+		creds.wait()
 		s.adminc.Close()
 		return nil, fmt.Errorf("kafka producer: %w", err)
 	}
@@ -86,7 +98,7 @@ func (s *Sink) baseOpts() []kgo.Opt {
 	opts := []kgo.Opt{
 		kgo.SeedBrokers(s.cfg.Brokers...),
 		kgo.ClientID(s.cfg.ClientID),
-		kgo.WithLogger(kzeroLogger{s.log}),
+		kgo.WithLogger(kzeroLogger{log: s.log, onErr: s.creds.noteKgoError}),
 	}
 	return append(opts, s.extra...)
 }
@@ -163,6 +175,7 @@ func (s *Sink) Close() {
 		c.Release(context.Background())
 	}
 	s.stop()
+	s.creds.wait()
 	s.shared.Close()
 	s.adminc.Close()
 	s.pool.mu.Lock()
@@ -175,15 +188,46 @@ func (s *Sink) Close() {
 	s.pool.mu.Unlock()
 }
 
-// Ping checks that the cluster answers within kafka.produce_timeout.
+// Ping checks that the cluster answers within kafka.produce_timeout and
+// accepts flightsink's credentials: a broker that refuses them fails it
+// with an *AuthError that says so, not as unreachable.
 func (s *Sink) Ping(ctx context.Context) error {
+	start := time.Now()
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
 	defer cancel()
 	// ApiVersions goes to a broker every time; a metadata request could be
-	// answered from kgo's cache while every broker is down.
+	// answered from kgo's cache while every broker is down. A new
+	// connection authenticates before it (kgo's sasl step).
 	if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, s.adminc); err != nil {
+		if ae := s.authError(err, start); ae != nil {
+			return ae
+		}
 		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %v",
 			ErrUnavailable, s.cfg.Brokers, s.cfg.ProduceTimeout, err)
+	}
+	return nil
+}
+
+// mapProduceError is the package's mapProduceError, with a failed
+// authentication as an *AuthError naming its cause.
+func (s *Sink) mapProduceError(err error) error {
+	if ae := s.creds.refusal(err); ae != nil {
+		return ae
+	}
+	return mapProduceError(err)
+}
+
+// authError is err as an *AuthError when it is an authentication failure,
+// or when the deadline passed and an authentication failed since start
+// (kgo retried, and what the caller saw is the timeout); nil otherwise.
+func (s *Sink) authError(err error, start time.Time) error {
+	if ae := s.creds.refusal(err); ae != nil {
+		return ae
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, ErrUnavailable) || IsUnavailable(err) {
+		if ae := s.creds.failureSince(start); ae != nil {
+			return ae
+		}
 	}
 	return nil
 }
@@ -290,7 +334,15 @@ func parseMillis(v string) time.Duration {
 // it is an outage a retry can outlast (IsUnavailable: a refused connection,
 // a coordinator loading, ...).
 func (s *Sink) unavailable(ctx context.Context, err error) error {
+	if ae := s.creds.refusal(err); ae != nil {
+		return ae
+	}
 	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		if dl, ok := ctx.Deadline(); ok {
+			if ae := s.creds.failureSince(dl.Add(-s.cfg.ProduceTimeout)); ae != nil {
+				return ae
+			}
+		}
 		return fmt.Errorf("%w: %v (no answer within kafka.produce_timeout=%v)", ErrUnavailable, err, s.cfg.ProduceTimeout)
 	}
 	return markUnavailable(err)

@@ -38,6 +38,7 @@ var (
 	ErrOutcomeUnknown = sinkapi.ErrOutcomeUnknown
 	ErrPoolExhausted  = sinkapi.ErrPoolExhausted
 	ErrSchemaRejected = sinkapi.ErrSchemaRejected
+	ErrAuthFailed     = sinkapi.ErrAuthFailed
 )
 
 // ValidIDPart reports whether s may be part of a transactional id, a topic

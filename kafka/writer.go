@@ -58,6 +58,9 @@ type inflight struct {
 	timeout  time.Duration
 	mapErr   func(error) error // turns a record's error into the stream's; mapProduceError if nil
 	metrics  *metrics.Metrics
+	// authFailure is the sink's last authentication failure at or after a
+	// time, nil if none: a timeout caused by one says so.
+	authFailure func(since time.Time) error
 
 	mu      sync.Mutex
 	records int
@@ -201,6 +204,7 @@ func (f *inflight) waitUntil(ctx context.Context, what string, ok func() bool) e
 	f.mu.Unlock()
 	timer := time.NewTimer(f.timeout)
 	defer timer.Stop()
+	start := time.Now()
 	for {
 		f.mu.Lock()
 		if f.err != nil || ok() {
@@ -220,9 +224,16 @@ func (f *inflight) waitUntil(ctx context.Context, what string, ok func() bool) e
 				<-timer.C
 			}
 			timer.Reset(f.timeout)
+			start = time.Now()
 		case <-ctx.Done():
 			return fmt.Errorf("%s: %w", what, context.Cause(ctx))
 		case <-timer.C:
+			if f.authFailure != nil {
+				if ae := f.authFailure(start); ae != nil {
+					return fmt.Errorf("%s: Kafka acknowledged none of %d pending records within kafka.produce_timeout (%v): %w",
+						what, pending, f.timeout, ae)
+				}
+			}
 			return fmt.Errorf("%w: %s: Kafka acknowledged none of %d pending records within kafka.produce_timeout (%v)",
 				ErrUnavailable, what, pending, f.timeout)
 		}
@@ -242,7 +253,8 @@ func (f *inflight) waitAll(ctx context.Context) error {
 // OpenAtLeastOnce returns a writer on the shared idempotent producer.
 func (s *Sink) OpenAtLeastOnce() sinkapi.Writer {
 	w := &atLeastOnce{cl: s.shared, bg: s.bg,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics}}
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics,
+			mapErr: s.mapProduceError, authFailure: s.creds.failureSince}}
 	w.promise = w.done
 	return w
 }

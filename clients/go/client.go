@@ -86,7 +86,8 @@ func (e *Error) Error() string {
 }
 
 // Retryable says whether resuming the writer may succeed: the server or
-// Kafka was unavailable (a broker restarting included), the commit outcome
+// Kafka was unavailable (a broker restarting included), Kafka refused the
+// server's own credentials (renewed without a restart), the commit outcome
 // is unknown, the transaction timed out, every producer was busy, the
 // stream went idle, or the connection was lost (no reason, Unavailable).
 // Bad input, fencing, stale checkpoints and kafka_error are not retryable.
@@ -95,7 +96,7 @@ func (e *Error) Error() string {
 // restart (the Python client waits 1, 2, 4, 8, 16, then 30 s).
 func (e *Error) Retryable() bool {
 	switch e.Reason {
-	case "kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams", "idle_timeout":
+	case "kafka_unavailable", "kafka_auth_failed", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams", "idle_timeout":
 		return true
 	case "":
 		return e.Code == codes.Unavailable

@@ -9,6 +9,22 @@
 // silent broker turns readiness false within about two intervals. With
 // WithReplica, the server is also ready only while it holds its replica
 // name, and /readyz shows that name.
+//
+// Which probe fails, and why:
+//   - /readyz (and gRPC NOT_SERVING) fails while Kafka cannot be reached, and
+//     while a broker answers but refuses the server's credentials: kafka.Sink.Ping
+//     then says "Kafka refused authentication (SASL ...): ..." with what the
+//     server knows of its credentials (a token's expiry, the file it reads).
+//     Load balancers stop sending streams; streams that open anyway fail with
+//     Unavailable, reason kafka_unavailable or kafka_auth_failed.
+//   - /healthz (liveness) fails only when the process no longer serves HTTP.
+//     Neither an outage nor refused credentials fail it, on purpose: a restart
+//     reads the same configuration and secrets and would only drop the open
+//     streams, while the running server reads renewed secrets at its next
+//     authentication (kafka.sasl is resolved at every authentication) and turns
+//     ready again by itself within one check interval. What needs a person (a
+//     revoked client, a secret nobody renews) shows as a readiness that stays
+//     false with the cause in its body and in the log: alert on that.
 package health
 
 import (
@@ -30,8 +46,9 @@ import (
 // next to the server-wide "".
 const FlightService = "arrow.flight.protocol.FlightService"
 
-// Checker reports whether Kafka is reachable (kafka.Sink.Ping fits). It must
-// honour ctx: it is given one interval to answer.
+// Checker reports whether Kafka is reachable and accepts the server's
+// credentials (kafka.Sink.Ping fits). It must honour ctx: it is given one
+// interval to answer. Its error is the body of a 503 /readyz.
 type Checker func(ctx context.Context) error
 
 // errNoCheck is readiness before the first check has completed.

@@ -77,6 +77,11 @@ var (
 	// ErrOutcomeUnknown means a commit was sent but its result is unknown; the
 	// writer's stored progress tells the truth after a reconnect.
 	ErrOutcomeUnknown = errors.New("commit outcome unknown")
+	// ErrAuthFailed means Kafka refused the server's credentials, or they
+	// could not be obtained (a token endpoint failing); the message names
+	// the cause. Retrying later may succeed: credentials are resolved again
+	// at every authentication.
+	ErrAuthFailed = errors.New("Kafka authentication failed")
 	// ErrPoolExhausted means every anonymous exactly-once producer is in use.
 	ErrPoolExhausted = errors.New("every exactly-once producer is in use")
 	// ErrSchemaRejected means the registry refused a schema (typically as

@@ -27,13 +27,14 @@ __all__ = [
 ]
 
 #: Reasons (the ``flightsink-reason`` trailer) after which resuming the writer may succeed:
-#: Kafka or the server was unavailable (a broker restarting included), a commit's outcome is
+#: Kafka or the server was unavailable (a broker restarting included), Kafka refused the server's
+#: own credentials (``kafka_auth_failed``: renewed without a restart), a commit's outcome is
 #: unknown (``ready`` tells the truth on reconnect), the broker timed the transaction out, every
 #: exactly-once producer was busy, or the client itself went idle. Everything else (bad input,
 #: ``fenced``, ``stale_checkpoint``, ``checkpoint_gap``, ``writer_topic``, ``forbidden``,
 #: ``client_abort``, ``kafka_error``, ...) would fail the same way again. The server's table of
 #: reasons (docs/protocol.md) is the source: its tests check this set against it.
-RETRYABLE_REASONS = frozenset({"kafka_unavailable", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams", "idle_timeout"})
+RETRYABLE_REASONS = frozenset({"kafka_unavailable", "kafka_auth_failed", "outcome_unknown", "shutdown", "txn_timeout", "too_many_streams", "idle_timeout"})
 
 _DURABLE_RE = re.compile(r"\[durable_checkpoint=(\d+) durable_rows=(\d+)\]\s*$")
 
