@@ -131,6 +131,7 @@ step "go vet ./..." go vet ./...
 # go test -v, kept whole in a log; printed: each package's result, which broker the tests ran
 # against (every test logs it), skipped tests, and on failure the whole log without the
 # server's own log lines.
+# shellcheck disable=SC2317 # called by step
 go_tests() {
   local log=$ROOT/.cache/go-test.log rc=0
   mkdir -p "$ROOT/.cache"
