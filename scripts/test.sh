@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: install what the tests need, start a real Kafka broker
 # (scripts/kafka.sh up test) and a real schema registry on it (scripts/registry.sh up test),
-# run go vet + go test -race, then pytest on tests/python (if it has tests), and always
-# stop the registry and the broker afterwards.
+# run go vet + go test -race (of the server's module and of the Go client's, clients/go/fsclient),
+# then pytest on tests/python (if it has tests), and always stop the registry and the broker afterwards.
 # Exits non-zero when any step failed.
 #
 # Exported to the tests:
@@ -19,6 +19,7 @@
 #   FLIGHTSINK_BIN            absolute path of bin/flightsink (built before pytest)
 #   FLIGHTSINK_TEST_REQUIRE_TOOLS=1  tests fail, not skip, when kcat or python is missing
 # Knobs: FLIGHTSINK_SKIP_INSTALL=1 skips the apt/pip installs; GO_TEST_FLAGS adds go test flags.
+# shellcheck disable=SC2317 # functions run by step and by the EXIT trap
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
@@ -75,7 +76,6 @@ RUNS=$ROOT/.cache/kafka/run
 list_brokers() { [[ -d $RUNS ]] && find "$RUNS" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort; }
 BEFORE=$(list_brokers)
 
-# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local name
   say "stopping the test schema registry"
@@ -127,16 +127,27 @@ step() { # step NAME CMD...: run it, remember the first failure
   return 0
 }
 
-step "go vet ./..." go vet ./...
+# the Go client is a module of its own (clients/go/fsclient): vetted and tested on its own too
+GO_MODULES=(. clients/go/fsclient)
+go_vet() {
+  local m rc=0
+  for m in "${GO_MODULES[@]}"; do
+    (cd "$m" && go vet ./...) || rc=$?
+  done
+  return "$rc"
+}
+step "go vet ./... (every module)" go_vet
 # go test -v, kept whole in a log; printed: each package's result, which broker the tests ran
 # against (every test logs it), skipped tests, and on failure the whole log without the
 # server's own log lines.
-# shellcheck disable=SC2317 # called by step
 go_tests() {
-  local log=$ROOT/.cache/go-test.log rc=0
+  local m log=$ROOT/.cache/go-test.log rc=0
   mkdir -p "$ROOT/.cache"
-  # shellcheck disable=SC2086
-  go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./... >"$log" 2>&1 || rc=$?
+  : >"$log"
+  for m in "${GO_MODULES[@]}"; do
+    # shellcheck disable=SC2086
+    (cd "$m" && go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./...) >>"$log" 2>&1 || rc=$?
+  done
   if ((rc != 0)); then
     grep -v '^ *writer.go:[0-9]*: {' "$log"
   fi
@@ -146,7 +157,7 @@ go_tests() {
   grep -E '^(ok|FAIL|\?) ' "$log" || true
   return "$rc"
 }
-step "go test -race ./..." go_tests
+step "go test -race ./... (every module)" go_tests
 
 shopt -s nullglob globstar
 py_tests=(tests/python/**/test_*.py tests/python/**/*_test.py)
