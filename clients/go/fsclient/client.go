@@ -150,10 +150,10 @@ func MaxBatchBytes(n int64) OpenOption { return func(w *Writer) { w.maxBytes = m
 type Writer struct {
 	maxRows, maxBytes int64 // Write's slicing
 	stream            flight.FlightService_DoPutClient
-	cancel context.CancelFunc
-	w      *flight.Writer
-	ready  Ready
-	next   int64 // the next checkpoint number
+	cancel            context.CancelFunc
+	w                 *flight.Writer
+	ready             Ready
+	next              int64 // the next checkpoint number
 
 	acks chan json.RawMessage // messages other than checkpoint acks
 	mu   sync.Mutex
