@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc/codes"
 
 	"github.com/flightsink/flightsink/flightsink"
@@ -246,102 +246,80 @@ func TestProtocolFixtures(t *testing.T) {
 		}
 		return ls.statusOf(err)
 	}
-	rows := func(first, n int) arrow.RecordBatch { return simpleBatch(first, n, -1, 0) }
+	open := func(desc *flight.FlightDescriptor) (*liveStream, map[string]any) {
+		t.Helper()
+		ls, ready, err := env.open(t, desc, simpleSchema)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ls, ready
+	}
 	send := func(ls *liveStream, first, n int, meta string) {
-		rec := rows(first, n)
+		rec := simpleBatch(first, n, -1, 0)
 		ls.send(rec, meta)
 		rec.Release()
+	}
+	// the clean end of a stream, which must answer with done alone
+	done := func(ls *liveStream) map[string]any {
+		t.Helper()
+		res := ls.finish()
+		wantOK(t, res)
+		if len(res.acks) != 1 {
+			t.Fatalf("after the clean end: %v; want done alone", res.acks)
+		}
+		return res.acks[0]
 	}
 
 	// A named writer: new; 3 rows, checkpoint 1; 2 rows, checkpoint 2; a
 	// tail of 1 row committed at the clean end as checkpoint 3.
-	ls, ready, err := env.open(t, named, simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, ready := open(named)
 	sameAck(ready, "ready", "exactly_once_named_new")
 	send(ls, 0, 3, checkpoint(1))
 	sameAck(next(ls), "checkpoint", "first")
 	send(ls, 3, 2, checkpoint(2))
 	sameAck(next(ls), "checkpoint", "second")
 	send(ls, 5, 1, "")
-	res := ls.finish()
-	wantOK(t, res)
-	if len(res.acks) != 1 {
-		t.Fatalf("after the clean end: %v; want done alone", res.acks)
-	}
-	sameAck(res.acks[0], "done", "exactly_once_named_tail_committed")
+	sameAck(done(ls), "done", "exactly_once_named_tail_committed")
 
 	// Resumed at checkpoint 3: checkpoint 3 again is stale, 5 skips 4.
-	ls, ready, err = env.open(t, named, simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, ready = open(named)
 	sameAck(ready, "ready", "exactly_once_named_resumed")
 	send(ls, 6, 1, checkpoint(3))
 	sameError(failed(ls), "stale_checkpoint")
-	ls, _, err = env.open(t, named, simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, _ = open(named)
 	send(ls, 6, 1, checkpoint(5))
 	sameError(failed(ls), "checkpoint_gap")
 
 	// Anonymous, commit_on_close false: 3 rows, checkpoint 1; the tail of 2
 	// rows is discarded at the clean end.
-	ls, ready, err = env.open(t, cmdDesc(map[string]any{"topic": topic, "delivery": "exactly_once", "commit_on_close": false}), simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, ready = open(cmdDesc(map[string]any{"topic": topic, "delivery": "exactly_once", "commit_on_close": false}))
 	sameAck(ready, "ready", "exactly_once_anonymous")
 	send(ls, 0, 3, checkpoint(1))
 	sameAck(next(ls), "checkpoint", "first")
 	send(ls, 3, 2, "")
-	res = ls.finish()
-	wantOK(t, res)
-	if len(res.acks) != 1 {
-		t.Fatalf("after the clean end: %v; want done alone", res.acks)
-	}
-	sameAck(res.acks[0], "done", "exactly_once_anonymous_tail_discarded")
+	sameAck(done(ls), "done", "exactly_once_anonymous_tail_discarded")
 
 	// Anonymous: checkpoint 1, then an abort; then checkpoint 1 twice; then
 	// a marker with two keys.
-	ls, _, err = env.open(t, anonymous, simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, _ = open(anonymous)
 	send(ls, 0, 3, checkpoint(1))
 	next(ls)
 	send(ls, 3, 1, `{"abort":"boom"}`)
 	sameError(failed(ls), "client_abort")
-	ls, _, err = env.open(t, anonymous, simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, _ = open(anonymous)
 	send(ls, 0, 3, checkpoint(1))
 	next(ls)
 	send(ls, 3, 1, checkpoint(1))
 	sameError(failed(ls), "checkpoint_not_increasing")
-	ls, _, err = env.open(t, anonymous, simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, _ = open(anonymous)
 	send(ls, 0, 3, `{"checkpoint":1,"abort":"x"}`)
 	sameError(failed(ls), "bad_metadata")
 
 	// At-least-once: 4 rows and a clean end.
-	ls, ready, err = env.open(t, cmdDesc(map[string]any{"topic": topic, "delivery": "at_least_once"}), simpleSchema)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ls, ready = open(cmdDesc(map[string]any{"topic": topic, "delivery": "at_least_once"}))
 	sameAck(ready, "ready", "at_least_once")
 	send(ls, 0, 4, "")
-	res = ls.finish()
-	wantOK(t, res)
-	if len(res.acks) != 1 {
-		t.Fatalf("after the clean end: %v; want done alone", res.acks)
-	}
-	sameAck(res.acks[0], "done", "at_least_once")
+	sameAck(done(ls), "done", "at_least_once")
 
 	// every ack fixture and every "stream" error fixture was sent by the server
 	for kind, list := range map[string][]ackFixture{"ready": acks.Ready, "checkpoint": acks.Checkpoint, "done": acks.Done} {
