@@ -20,7 +20,8 @@
 #
 # Everything lives under <repo>/.cache/kafka (or $FLIGHTSINK_CACHE_DIR/kafka):
 #   lib/          runtime classpath (fetched once with Maven, refetched when pom.xml changes)
-#   run/NAME/     server.properties, broker.env (ports), data/, logs/server.log, logs/kafka.out, kafka.pid
+#   run/NAME/     server.properties, broker.env (ports), data/, logs/server.log, logs/kafka.out, kafka.pid,
+#                 owner (the KAFKA_OWNER_PID it was started for)
 #
 # Environment knobs:
 #   KAFKA_READY_TIMEOUT   seconds to wait for readiness (default 90)
@@ -207,7 +208,7 @@ EOF
   if [[ -n ${KAFKA_EXTRA_PROPS:-} ]]; then
     printf '\n# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$RUN/server.properties"
   fi
-  sv_new_instance
+  sv_new_instance "${KAFKA_OWNER_PID:-}"
 }
 
 format_storage() {

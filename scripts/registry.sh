@@ -28,7 +28,7 @@
 #   dist/STAMP/   the unpacked distribution (fetched once with Maven; again when
 #                 scripts/registry/registry.env changes), registry.jsa (see REGISTRY_CDS)
 #   run/NAME/     registry.env (port, bootstrap), config/application.properties, registry.pid,
-#                 logs/registry.log, tmp/
+#                 logs/registry.log, tmp/, owner (the owner pid below, if any)
 #
 # Environment knobs:
 #   REGISTRY_TOPIC          journal topic on the broker (default _schemas; also <topic>_snapshots,
@@ -173,7 +173,7 @@ REGISTRY_BOOTSTRAP=$BOOTSTRAP
 REGISTRY_TOPIC=$TOPIC
 EOF
   cp "$CONF_DIR/application.properties" "$RUN/config/application.properties"
-  sv_new_instance
+  sv_new_instance "$OWNER_PID"
 }
 
 # the class-data-sharing archive of the distribution (none with REGISTRY_CDS=0)

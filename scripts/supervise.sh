@@ -5,7 +5,7 @@
 # Names. A script manages NAMEs, each with a run dir $RUNS/NAME. Commands on one NAME hold its
 # lock ($RUNS/.NAME.lock, sv_lock); `down` stops what runs and deletes the run dir (sv_cmd_down);
 # `down-all` downs every NAME (sv_cmd_down_all); a watchdog downs NAME once a given owner process
-# has exited (sv_watchdog).
+# has exited (sv_watchdog), and $RUNS/NAME/owner names that process.
 #
 # Units. A unit is one supervised process with a directory of its own, DIR, and a KIND (kafka,
 # registry):
@@ -98,14 +98,24 @@ sv_load() {
   source "$RUN/$1"
 }
 
-# sv_new_instance: a new random identity for NAME ($RUN/instance), so that a watchdog of an
-# earlier incarnation of NAME leaves this one alone.
-sv_new_instance() { head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/instance"; }
+# sv_new_instance [OWNER_PID]: a new random identity for NAME ($RUN/instance), so that a watchdog
+# of an earlier incarnation of NAME leaves this one alone; and its owner (sv_owner).
+sv_new_instance() {
+  head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/instance"
+  sv_owner "${1:-}"
+}
+
+# sv_owner [OWNER_PID]: records the process NAME was started for ($RUN/owner; none: removed), so
+# that this process's clean-up (scripts/test.sh) downs what it started and nothing else.
+sv_owner() {
+  if [[ -n ${1:-} ]]; then echo "$1" >"$RUN/owner"; else rm -f "$RUN/owner"; fi
+}
 
 # sv_watchdog OWNER_PID: once OWNER_PID has exited, run `SELF down NAME` (unless NAME has been
 # recreated since: another instance). Nothing when OWNER_PID is empty.
 sv_watchdog() {
   [[ -n ${1:-} ]] || return 0
+  sv_owner "$1"
   # shellcheck disable=SC2016 # expanded by the inner bash
   setsid nohup bash -c '
       owner=$1 run=$2 inst=$3 self=$4 name=$5

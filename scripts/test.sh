@@ -14,8 +14,9 @@
 #                             own private broker: `$FLIGHTSINK_KAFKA_SCRIPT up NAME` (last stdout
 #                             line KAFKA_BROKERS=127.0.0.1:PORT), `stop NAME`, `start NAME`
 #                             (same port and data), `down NAME`
-#   KAFKA_OWNER_PID           this script's pid: brokers started under it are removed by a
-#                             watchdog once it has exited, even if it was killed
+#   KAFKA_OWNER_PID           this script's pid: brokers started under it are removed at its exit
+#                             (they record it in run/NAME/owner) and by a watchdog once it has
+#                             exited, even if it was killed; other brokers are left alone
 #   FLIGHTSINK_BIN            absolute path of bin/flightsink (built before pytest)
 #   FLIGHTSINK_TEST_REQUIRE_TOOLS=1  tests fail, not skip, when kcat or python is missing
 # Knobs: FLIGHTSINK_SKIP_INSTALL=1 skips the apt/pip installs; GO_TEST_FLAGS adds go test flags.
@@ -25,6 +26,7 @@ set -uo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT" || exit 1
 KAFKA=$ROOT/scripts/kafka.sh
+CACHE=${FLIGHTSINK_CACHE_DIR:-$ROOT/.cache} # where kafka.sh and registry.sh keep their run dirs
 REGISTRY=$ROOT/scripts/registry.sh
 VENV=$ROOT/.cache/venv
 REQS=$ROOT/tests/python/requirements.txt
@@ -71,10 +73,16 @@ install_deps() {
   fi
 }
 
-# brokers present before the run are not ours; any new one is stopped at exit
-RUNS=$ROOT/.cache/kafka/run
-list_brokers() { [[ -d $RUNS ]] && find "$RUNS" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort; }
-BEFORE=$(list_brokers)
+# the brokers this run started (KAFKA_OWNER_PID=$$, kept in run/NAME/owner) are stopped at exit;
+# other brokers in the same cache are left alone, even those started meanwhile
+RUNS=$CACHE/kafka/run
+owned_brokers() {
+  local d
+  for d in "$RUNS"/*/; do
+    [[ -f $d/owner && $(<"$d/owner") == "$$" ]] && basename "$d"
+  done
+  return 0
+}
 
 cleanup() {
   local name
@@ -82,7 +90,7 @@ cleanup() {
   bash "$REGISTRY" down test || true
   say "stopping test brokers"
   bash "$KAFKA" down test || true
-  for name in $(comm -13 <(echo "$BEFORE") <(list_brokers)); do
+  for name in $(owned_brokers); do
     bash "$KAFKA" down "$name" || true
   done
 }
@@ -106,7 +114,7 @@ say "Kafka broker at $FLIGHTSINK_TEST_BROKERS"
 
 bash "$REGISTRY" down test # a leftover from a killed run
 out=$(bash "$REGISTRY" up test "$FLIGHTSINK_TEST_BROKERS") || {
-  say "could not start the test schema registry (scripts/registry.sh up test $FLIGHTSINK_TEST_BROKERS; log: .cache/registry/run/test/logs/registry.log)"
+  say "could not start the test schema registry (scripts/registry.sh up test $FLIGHTSINK_TEST_BROKERS; log: $CACHE/registry/run/test/logs/registry.log)"
   exit 1
 }
 addr=$(tail -n 1 <<<"$out")
@@ -181,6 +189,6 @@ if ((status != 0)); then
   say "warnings and errors of the test broker (tail):"
   grep -E ' (WARN|ERROR) ' "$RUNS/test/logs/server.log" 2>/dev/null | tail -n 30 >&2 || true
   say "errors of the test schema registry (tail):"
-  grep -E ' ERROR ' "$ROOT/.cache/registry/run/test/logs/registry.log" 2>/dev/null | tail -n 20 | cut -c1-400 >&2 || true
+  grep -E ' ERROR ' "$CACHE/registry/run/test/logs/registry.log" 2>/dev/null | tail -n 20 | cut -c1-400 >&2 || true
 fi
 exit "$status"
