@@ -17,7 +17,7 @@
 # multi-node NAME is a unit in a DIR of its own below $RUNS/NAME, started, stopped and signalled
 # alone. sv_unit selects the unit the sv_ functions act on.
 #
-# The sourcing script sets before it calls anything here:
+# The sourcing script sets, before it sources this file:
 #   SELF           its own path (usage text, the watchdog's `down`)
 #   RUNS           the folder of the run dirs
 #   READY_TIMEOUT  seconds sv_launch waits for readiness
