@@ -2,6 +2,8 @@
 FROM golang:1.26 AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# the Go client's module, which go.mod's replace directive points at
+COPY clients/go/fsclient/go.mod clients/go/fsclient/go.sum ./clients/go/fsclient/
 RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flightsink ./cmd/flightsink

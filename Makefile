@@ -12,8 +12,10 @@ all: build
 build:
 	$(GO) build -o bin/flightsink ./cmd/flightsink
 
+# the Go client (clients/go/fsclient) is a module of its own
 vet:
 	$(GO) vet ./...
+	cd clients/go/fsclient && $(GO) vet ./...
 
 # installs test deps, starts a broker, runs go vet + go test -race (+ pytest), stops the broker
 test:

@@ -6,6 +6,7 @@ require (
 	github.com/apache/arrow-go/v18 v18.8.0
 	github.com/aws/aws-sdk-go-v2 v1.48.0
 	github.com/aws/aws-sdk-go-v2/config v1.33.18
+	github.com/flightsink/flightsink/clients/go/fsclient v0.0.0-00010101000000-000000000000
 	github.com/golang-jwt/jwt/v5 v5.3.1
 	github.com/google/flatbuffers v25.12.19+incompatible
 	github.com/hamba/avro/v2 v2.31.0
@@ -88,3 +89,8 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260526163538-3dc84a4a5aaa // indirect
 	gopkg.in/yaml.v2 v2.4.0 // indirect
 )
+
+// The Go client is a module of its own (so that importing it pulls in neither
+// the server's nor its tests' dependencies); the server's tests, e2e tests and
+// bench use the copy in this repository.
+replace github.com/flightsink/flightsink/clients/go/fsclient => ./clients/go/fsclient

@@ -10,7 +10,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
-	client "github.com/flightsink/flightsink/clients/go"
+	client "github.com/flightsink/flightsink/clients/go/fsclient"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
 

@@ -9,7 +9,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 
-	client "github.com/flightsink/flightsink/clients/go"
+	client "github.com/flightsink/flightsink/clients/go/fsclient"
 	"github.com/flightsink/flightsink/flightsink"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 	"github.com/flightsink/flightsink/kafka"

@@ -52,27 +52,8 @@ func TestParseDescriptor(t *testing.T) {
 	}
 }
 
-func TestParseMarker(t *testing.T) {
-	good := map[string]Marker{
-		`{"checkpoint":1}`:                {Checkpoint: 1},
-		` {"checkpoint": 42 } `:           {Checkpoint: 42},
-		`{"abort":"boom"}`:                {Abort: "boom", IsAbort: true},
-		`{"abort":""}`:                    {IsAbort: true},
-		`{"checkpoint":9007199254740993}`: {Checkpoint: 9007199254740993},
-	}
-	for in, want := range good {
-		if got, err := ParseMarker([]byte(in)); err != nil || got != want {
-			t.Errorf("%s: got %+v, %v; want %+v", in, got, err, want)
-		}
-	}
-	for _, in := range []string{`{"checkpoint":0}`, `{"checkpoint":-1}`, `{"checkpoint":1.5}`, `{"checkpoint":"1"}`,
-		`{"checkpoint":1,"abort":"x"}`, `{"abort":1}`, `{}`, `[]`, `null`, `checkpoint`, `{"checkpoint":1}x`, `{"x":1}`} {
-		var fe *Error
-		if _, err := ParseMarker([]byte(in)); !errors.As(err, &fe) || fe.Reason != ReasonBadMetadata || fe.Code != codes.InvalidArgument {
-			t.Errorf("%s: %v, want InvalidArgument bad_metadata", in, err)
-		}
-	}
-}
+// ParseMarker's cases are the protocol fixtures: TestProtocolMarkers
+// (protocol_test.go) reads testdata/protocol/markers.json.
 
 // FuzzParseDescriptor: any bytes give a valid descriptor or a typed
 // InvalidArgument, never a panic; accepted topics obey Kafka's rules.

@@ -20,7 +20,8 @@
 #
 # Everything lives under <repo>/.cache/kafka (or $FLIGHTSINK_CACHE_DIR/kafka):
 #   lib/          runtime classpath (fetched once with Maven, refetched when pom.xml changes)
-#   run/NAME/     server.properties, broker.env (ports), data/, logs/server.log, logs/kafka.out, kafka.pid
+#   run/NAME/     server.properties, broker.env (ports), data/, logs/server.log, logs/kafka.out, kafka.pid,
+#                 owner (the KAFKA_OWNER_PID it was started for)
 #
 # Environment knobs:
 #   KAFKA_READY_TIMEOUT   seconds to wait for readiness (default 90)
@@ -43,8 +44,6 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-# shellcheck source=scripts/lib.sh
-source "$ROOT/scripts/lib.sh"
 SELF=$ROOT/scripts/kafka.sh
 POM=$ROOT/scripts/kafka/pom.xml
 LOG4J_CONF=$ROOT/scripts/kafka/log4j2.properties
@@ -52,29 +51,24 @@ CACHE=${FLIGHTSINK_CACHE_DIR:-$ROOT/.cache}
 KDIR=$CACHE/kafka
 LIB=$KDIR/lib
 RUNS=$KDIR/run
+DEFAULT_NAME=default
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 READY_TIMEOUT=${KAFKA_READY_TIMEOUT:-90}
 STOP_TIMEOUT=${KAFKA_STOP_TIMEOUT:-30}
 read -r -a HEAP_OPTS <<<"${KAFKA_HEAP_OPTS:--Xms64m -Xmx512m}"
 read -r -a JVM_OPTS <<<"${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true}"
 
-log() { echo "kafka.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+# shellcheck source=scripts/supervise.sh
+source "$ROOT/scripts/supervise.sh"
 
 # ---------------------------------------------------------------- classpath
 
 lib_stamp() { cksum <"$POM" | cut -d' ' -f1; }
 
-ensure_lib() {
-  local stamp tmp
-  stamp=$(lib_stamp)
-  [[ -f $LIB/.stamp && $(<"$LIB/.stamp") == "$stamp" ]] && return 0
-  mkdir -p "$KDIR"
-  exec 8>"$KDIR/.lib.lock"
-  flock 8
-  if [[ -f $LIB/.stamp && $(<"$LIB/.stamp") == "$stamp" ]]; then exec 8>&-; return 0; fi
-  command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install -y maven)"
-  command -v "$JAVA" >/dev/null || die "java not found: install a JDK 17+ (apt-get install -y openjdk-17-jdk-headless)"
+lib_fetched() { [[ -f $LIB/.stamp && $(<"$LIB/.stamp") == "$(lib_stamp)" ]]; }
+
+fetch_lib() {
+  local tmp
   tmp=$(mktemp -d "$KDIR/lib.tmp.XXXXXX")
   log "fetching the Kafka classpath with Maven into $LIB (once)..."
   if ! mvn -B -q -Dstyle.color=never -f "$POM" dependency:copy-dependencies -DincludeScope=runtime \
@@ -83,48 +77,32 @@ ensure_lib() {
     die "mvn dependency:copy-dependencies failed (see above)"
   fi
   rm -rf "$ROOT/scripts/kafka/target"
-  echo "$stamp" >"$tmp/.stamp"
+  lib_stamp >"$tmp/.stamp"
   rm -rf "$LIB"
   mv "$tmp" "$LIB"
-  exec 8>&-
 }
 
-# ---------------------------------------------------------------- names, locks, state
+ensure_lib() { sv_fetch_once "$KDIR/.lib.lock" lib_fetched fetch_lib; }
 
-set_name() {
-  NAME=${1:-default}
-  NAME=${NAME//[^A-Za-z0-9._-]/_}
-  [[ $NAME != . && $NAME != .. ]] || die "bad name: $1"
-  RUN=$RUNS/$NAME
+# the class-data-sharing archive of lib/ (none with KAFKA_CDS=0)
+cds_archive() { if [[ ${KAFKA_CDS:-1} == 1 ]]; then echo "$LIB/kafka.jsa"; fi; }
+
+# ---------------------------------------------------------------- names and ports
+
+# use_name ARG: NAME, its run dir RUN, and its broker as the supervised unit.
+use_name() {
+  sv_set_name "$1"
+  sv_unit "$RUN" kafka "broker $NAME" "$RUN/logs/server.log" "$RUN/logs/kafka.out"
 }
 
-# Prints the broker's pid when the broker of $RUN is alive (checked via its
-# command line, so a recycled pid or a zombie does not count).
-running_pid() { pid_of_run "$RUN/kafka.pid" "-Dflightsink.kafka.run=$RUN"; }
+load_ports() { sv_load broker.env "no broker named $NAME (run: scripts/kafka.sh up $NAME)"; }
 
-load_ports() {
-  [[ -f $RUN/broker.env ]] || die "no broker named $NAME (run: scripts/kafka.sh up $NAME)"
-  # shellcheck disable=SC1091
-  source "$RUN/broker.env"
-}
-
-
-# Two distinct free ports below the kernel's ephemeral range, so that client
-# sockets never take them (they must stay free across stop/start).
+# PORT (clients), CPORT (controller) and, with KAFKA_SASL=1 or KAFKA_TLS=1, SPORT
 pick_ports() {
-  local lo hi p
-  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
-  hi=$((lo > 12000 ? lo - 1 : 32767))
-  PORT='' CPORT='' SPORT=''
-  for _ in $(seq 200); do
-    p=$((10000 + (RANDOM * 32768 + RANDOM) % (hi - 10000)))
-    [[ $p == "$PORT" || $p == "$CPORT" ]] && continue
-    port_listening "$p" && continue
-    if [[ -z $PORT ]]; then PORT=$p
-    elif [[ -z $CPORT ]]; then CPORT=$p; [[ ${KAFKA_SASL:-0} == 1 || ${KAFKA_TLS:-0} == 1 ]] || return 0
-    else SPORT=$p; return 0; fi
-  done
-  die "could not find free ports"
+  local n=2
+  [[ ${KAFKA_SASL:-0} == 1 || ${KAFKA_TLS:-0} == 1 ]] && n=3
+  sv_free_ports "$n"
+  PORT=${PORTS[0]} CPORT=${PORTS[1]} SPORT=${PORTS[2]:-}
 }
 
 # ---------------------------------------------------------------- readiness
@@ -142,41 +120,7 @@ api_versions_ok() {
   [[ $out == ????????4b41464b0000 ]]
 }
 
-log_tail() {
-  {
-    echo "----- $RUN/logs/server.log (tail) -----"
-    tail -n "${1:-60}" "$RUN/logs/server.log" 2>/dev/null || true
-    echo "----- $RUN/logs/kafka.out (tail) -----"
-    tail -n 20 "$RUN/logs/kafka.out" 2>/dev/null || true
-    echo "-----"
-  } >&2
-}
-
-# log_has OFFSET TEXT: server.log has TEXT after byte OFFSET (grep -c reads it all,
-# so no SIGPIPE/pipefail surprise as with grep -q)
-log_has() {
-  local n
-  n=$(tail -c +$(($1 + 1)) "$RUN/logs/server.log" 2>/dev/null | grep -cF -- "$2") || true
-  [[ ${n:-0} -gt 0 ]]
-}
-
-# wait_ready PID LOG_OFFSET: 0 ready, 1 died, 2 timed out, 3 port already in use
-wait_ready() {
-  local pid=$1 off=$2 deadline=$((SECONDS + READY_TIMEOUT))
-  while :; do
-    if ! alive "$pid"; then
-      if log_has "$off" 'Address already in use'; then
-        return 3
-      fi
-      return 1
-    fi
-    if log_has "$off" 'Kafka Server started' && api_versions_ok "$KAFKA_PORT"; then
-      return 0
-    fi
-    ((SECONDS < deadline)) || return 2
-    sleep 0.2
-  done
-}
+broker_ready() { sv_log_has "$UNIT_LOG_OFFSET" 'Kafka Server started' && api_versions_ok "$KAFKA_PORT"; }
 
 # ---------------------------------------------------------------- start / stop
 
@@ -264,16 +208,7 @@ EOF
   if [[ -n ${KAFKA_EXTRA_PROPS:-} ]]; then
     printf '\n# KAFKA_EXTRA_PROPS\n%s\n' "$KAFKA_EXTRA_PROPS" >>"$RUN/server.properties"
   fi
-  head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/instance"
-}
-
-# CDS_OPTS: use the class-data-sharing archive of lib/ when there is one
-# (-Xshare:auto: an archive that does not match is ignored).
-cds_opts() {
-  CDS_OPTS=()
-  if [[ ${KAFKA_CDS:-1} == 1 && -f $LIB/kafka.jsa ]]; then
-    CDS_OPTS=(-XX:SharedArchiveFile="$LIB/kafka.jsa")
-  fi
+  sv_new_instance "${KAFKA_OWNER_PID:-}"
 }
 
 format_storage() {
@@ -281,7 +216,7 @@ format_storage() {
   # a Kafka Uuid: 16 random bytes, base64url without padding (what `StorageTool random-uuid` prints)
   # (passed as --cluster-id=ID: an id that starts with "-" would otherwise read as an option)
   cluster_id=$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=\n')
-  cds_opts
+  sv_cds_opts "$(cds_archive)"
   local scram=()
   if [[ -n ${KAFKA_SASL_PORT:-} ]]; then
     scram=(--add-scram 'SCRAM-SHA-256=[name=flightsink,password=flightsink-secret]'
@@ -296,72 +231,20 @@ format_storage() {
   fi
 }
 
-# launch: start the JVM in the background and wait. Returns wait_ready's code.
+# launch: start the broker and wait until it is ready. Returns sv_wait_ready's code.
 launch() {
-  local pid off rc
+  local rc=0
   mkdir -p "$RUN/logs"
-  touch "$RUN/logs/server.log"
-  off=$(stat -c %s "$RUN/logs/server.log")
   echo "=== $(date '+%F %T') start ===" >>"$RUN/logs/kafka.out"
-  rm -f "$RUN/kafka.jsa"
-  cds_opts
-  if [[ ${KAFKA_CDS:-1} == 1 && ! -f $LIB/kafka.jsa ]]; then
-    # first broker on this classpath records a class-data-sharing archive when it
-    # exits; kill_broker moves it to lib/ where later starts use it (~1s faster)
-    CDS_OPTS=(-XX:ArchiveClassesAtExit="$RUN/kafka.jsa" "-Xlog:cds*=error")
-  fi
-  setsid nohup "$JAVA" "${HEAP_OPTS[@]}" "${JVM_OPTS[@]}" "${CDS_OPTS[@]}" \
-    -Dflightsink.kafka.run="$RUN" -Dkafka.logs.dir="$RUN/logs" \
+  # the first broker on this classpath records the class-data-sharing archive of lib/
+  sv_cds_opts "$(cds_archive)" 1
+  sv_launch 'Address already in use' broker_ready -- \
+    "$JAVA" "${HEAP_OPTS[@]}" "${JVM_OPTS[@]}" "${CDS_OPTS[@]}" \
+    "$(sv_marker)" -Dkafka.logs.dir="$RUN/logs" \
     -Dlog4j2.configurationFile="$LOG4J_CONF" \
-    -cp "$LIB/*" kafka.Kafka "$RUN/server.properties" \
-    </dev/null >>"$RUN/logs/kafka.out" 2>&1 8>&- 9>&- &
-  pid=$!
-  echo "$pid" >"$RUN/kafka.pid"
-  rc=0
-  wait_ready "$pid" "$off" || rc=$?
-  if ((rc == 0)); then
-    start_watchdog
-  elif ((rc == 2)); then
-    log_tail 80
-    log "broker $NAME not ready after ${READY_TIMEOUT}s; killing it"
-    kill_broker
-  fi
+    -cp "$LIB/*" kafka.Kafka "$RUN/server.properties" || rc=$?
+  if ((rc == 0)); then sv_watchdog "${KAFKA_OWNER_PID:-}"; fi
   return "$rc"
-}
-
-start_watchdog() {
-  [[ -n ${KAFKA_OWNER_PID:-} ]] || return 0
-  # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid nohup bash -c '
-      owner=$1 run=$2 inst=$3 self=$4 name=$5
-      same() { [[ -f $run/instance && $(<"$run/instance") == "$inst" ]]; }
-      while kill -0 "$owner" 2>/dev/null; do same || exit 0; sleep 2; done
-      same && exec bash "$self" down "$name"' \
-    _ "$KAFKA_OWNER_PID" "$RUN" "$(<"$RUN/instance")" "$SELF" "$NAME" \
-    </dev/null >/dev/null 2>&1 8>&- 9>&- &
-}
-
-kill_broker() {
-  local pid waited=0 killed=0
-  pid=$(running_pid) || { rm -f "$RUN/kafka.pid" "$RUN/kafka.jsa"; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  while alive "$pid"; do
-    if ((waited >= STOP_TIMEOUT * 10)); then
-      log "broker $NAME (pid $pid) still up after ${STOP_TIMEOUT}s; SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      killed=1
-      sleep 0.2
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  rm -f "$RUN/kafka.pid"
-  # a clean exit has written the whole CDS archive (see launch)
-  if ((killed == 0)) && [[ -s $RUN/kafka.jsa && -d $LIB && ! -f $LIB/kafka.jsa ]]; then
-    mv -f "$RUN/kafka.jsa" "$LIB/kafka.jsa" || true
-  fi
-  rm -f "$RUN/kafka.jsa"
 }
 
 print_addr() {
@@ -384,16 +267,19 @@ start_existing() {
   launch || rc=$?
   case $rc in
     0) ;;
-    3) log_tail 40; die "cannot start $NAME: address already in use" ;;
-    1) log_tail 80; die "broker $NAME exited during startup" ;;
+    3) sv_log_tail 40; die "cannot start $NAME: address already in use" ;;
+    1) sv_log_tail 80; die "broker $NAME exited during startup" ;;
     *) die "broker $NAME did not start" ;;
   esac
 }
 
+# ---------------------------------------------------------------- commands
+
 cmd_up() {
   local attempt rc t0=$SECONDS
-  lock_name
-  if running_pid >/dev/null; then load_ports; print_addr; return 0; fi
+  use_name "${1:-}"
+  sv_lock
+  if sv_pid >/dev/null; then load_ports; print_addr; return 0; fi
   if [[ -f $RUN/broker.env && -f $RUN/data/meta.properties ]]; then
     log "starting existing broker $NAME (data kept)"
     start_existing
@@ -414,7 +300,7 @@ cmd_up() {
          print_addr
          return 0 ;;
       3) log "port collision (attempt $attempt); retrying with other ports" ;;
-      1) log_tail 80; rm -f "$RUN/kafka.pid"; die "broker $NAME exited during startup (run dir kept: $RUN)" ;;
+      1) sv_log_tail 80; rm -f "$UNIT_PIDFILE"; die "broker $NAME exited during startup (run dir kept: $RUN)" ;;
       *) die "broker $NAME did not start (run dir kept: $RUN)" ;;
     esac
   done
@@ -422,83 +308,60 @@ cmd_up() {
 }
 
 cmd_start() {
-  lock_name
+  use_name "${1:-}"
+  sv_lock
   [[ -d $RUN ]] || die "no broker named $NAME (use: scripts/kafka.sh up $NAME)"
-  if running_pid >/dev/null; then load_ports; print_addr; return 0; fi
+  if sv_pid >/dev/null; then load_ports; print_addr; return 0; fi
   start_existing
   print_addr
 }
 
 cmd_stop() {
-  lock_name
+  use_name "${1:-}"
+  sv_lock
   [[ -d $RUN ]] || { log "no broker named $NAME"; return 0; }
-  kill_broker
+  sv_stop
   log "stopped $NAME (data kept in $RUN)"
 }
 
-cmd_down() {
-  lock_name
-  [[ -d $RUN ]] || return 0
-  kill_broker
-  rm -rf "$RUN"
-  log "removed $NAME"
-}
+cmd_down() { use_name "${1:-}"; sv_cmd_down "$NAME" sv_stop; }
+
+cmd_down_all() { sv_cmd_down_all; }
 
 cmd_addr() {
-  running_pid >/dev/null || { log "broker $NAME is not running"; return 1; }
+  use_name "${1:-}"
+  sv_pid >/dev/null || { log "broker $NAME is not running"; return 1; }
   load_ports
   echo "127.0.0.1:$KAFKA_PORT"
 }
 
 cmd_status() {
-  local d pid state
-  [[ -d $RUNS ]] || return 0
-  for d in "$RUNS"/*/; do
-    [[ -d $d ]] || continue
-    set_name "$(basename "$d")"
+  local name pid state
+  for name in $(sv_names); do
+    use_name "$name"
     KAFKA_PORT='?'
     # shellcheck disable=SC1091
     [[ -f $RUN/broker.env ]] && source "$RUN/broker.env"
-    if pid=$(running_pid); then state=running; else state=stopped pid=-; fi
+    if pid=$(sv_pid); then state=running; else state=stopped pid=-; fi
     printf '%s\t%s\t127.0.0.1:%s\t%s\n' "$NAME" "$state" "$KAFKA_PORT" "$pid"
   done
 }
 
-cmd_down_all() {
-  local d
-  [[ -d $RUNS ]] || return 0
-  for d in "$RUNS"/*/; do
-    [[ -d $d ]] || continue
-    bash "$SELF" down "$(basename "$d")"
-  done
+cmd_list() { cmd_status; }
+
+cmd_logs() {
+  use_name "${1:-}"
+  tail -n "${KAFKA_LOG_LINES:-100}" "$RUN/logs/server.log"
 }
 
-main() {
-  local cmd=${1:-}
-  shift || true
-  case $cmd in
-    up | start | stop | down | addr | logs) set_name "${1:-}" ;;
-  esac
-  case $cmd in
-    up) cmd_up ;;
-    start) cmd_start ;;
-    stop) cmd_stop ;;
-    down) cmd_down ;;
-    addr) cmd_addr ;;
-    status | list) cmd_status ;;
-    logs) tail -n "${KAFKA_LOG_LINES:-100}" "$RUN/logs/server.log" ;;
-    down-all) cmd_down_all ;;
-    fetch) ensure_lib ;;
-    java)
-      [[ $# -ge 1 ]] || die "usage: scripts/kafka.sh java CLASS [ARGS...]"
-      ensure_lib
-      exec "$JAVA" "${JVM_OPTS[@]}" -Xmx256m \
-        -Dlog4j2.configurationFile="$ROOT/scripts/kafka/tools-log4j2.properties" \
-        -cp "$LIB/*" "$@" ;;
-    *)
-      sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2
-      exit 2 ;;
-  esac
+cmd_fetch() { ensure_lib; }
+
+cmd_java() {
+  [[ $# -ge 1 ]] || die "usage: scripts/kafka.sh java CLASS [ARGS...]"
+  ensure_lib
+  exec "$JAVA" "${JVM_OPTS[@]}" -Xmx256m \
+    -Dlog4j2.configurationFile="$ROOT/scripts/kafka/tools-log4j2.properties" \
+    -cp "$LIB/*" "$@"
 }
 
-main "$@"
+sv_main "$@"

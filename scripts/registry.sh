@@ -28,7 +28,7 @@
 #   dist/STAMP/   the unpacked distribution (fetched once with Maven; again when
 #                 scripts/registry/registry.env changes), registry.jsa (see REGISTRY_CDS)
 #   run/NAME/     registry.env (port, bootstrap), config/application.properties, registry.pid,
-#                 logs/registry.log, tmp/
+#                 logs/registry.log, tmp/, owner (the owner pid below, if any)
 #
 # Environment knobs:
 #   REGISTRY_TOPIC          journal topic on the broker (default _schemas; also <topic>_snapshots,
@@ -48,26 +48,25 @@
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
-# shellcheck source=scripts/lib.sh
-source "$ROOT/scripts/lib.sh"
 SELF=$ROOT/scripts/registry.sh
 CONF_DIR=$ROOT/scripts/registry
 CACHE=${FLIGHTSINK_CACHE_DIR:-$ROOT/.cache}
 RDIR=$CACHE/registry
 RUNS=$RDIR/run
+DEFAULT_NAME=''
 JAVA=${JAVA_HOME:+$JAVA_HOME/bin/}java
 API_PATH=/apis/ccompat/v7
 TOPIC=${REGISTRY_TOPIC:-_schemas}
 COMPAT=${REGISTRY_COMPATIBILITY-BACKWARD}
 READY_TIMEOUT=${REGISTRY_READY_TIMEOUT:-90}
 STOP_TIMEOUT=${REGISTRY_STOP_TIMEOUT:-20}
+ABANDON_TIMEOUT=5 # a registry that never became ready has nothing to save
 OWNER_PID=${REGISTRY_OWNER_PID:-${KAFKA_OWNER_PID:-}}
 read -r -a HEAP_OPTS <<<"${REGISTRY_HEAP_OPTS:--Xms32m -Xmx256m}"
 read -r -a JVM_OPTS <<<"${REGISTRY_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel=1 -XX:-UsePerfData -XX:+ExitOnOutOfMemoryError -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true}"
 
-log() { echo "registry.sh: $*" >&2; }
-die() { log "error: $*"; exit 1; }
-
+# shellcheck source=scripts/supervise.sh
+source "$ROOT/scripts/supervise.sh"
 # shellcheck disable=SC1091
 source "$CONF_DIR/registry.env"
 
@@ -75,18 +74,10 @@ source "$CONF_DIR/registry.env"
 
 dist_stamp() { cksum <"$CONF_DIR/registry.env" | cut -d' ' -f1; }
 
-# DIST: the unpacked distribution; fetched with Maven (once per registry.env)
-ensure_dist() {
-  local stamp tmp tgz
-  stamp=$(dist_stamp)
-  DIST=$RDIR/dist/$stamp
-  [[ -f $DIST/$APICURIO_RUNNER && -f $DIST/.complete ]] && return 0
-  mkdir -p "$RDIR/dist"
-  exec 8>"$RDIR/.dist.lock"
-  flock 8
-  if [[ -f $DIST/$APICURIO_RUNNER && -f $DIST/.complete ]]; then exec 8>&-; return 0; fi
-  command -v mvn >/dev/null || die "mvn not found: install Maven (apt-get install -y maven)"
-  command -v "$JAVA" >/dev/null || die "java not found: install a JDK 17+ (apt-get install -y openjdk-17-jdk-headless)"
+dist_fetched() { [[ -f $DIST/$APICURIO_RUNNER && -f $DIST/.complete ]]; }
+
+fetch_dist() {
+  local tmp tgz
   tmp=$(mktemp -d "$RDIR/dist/tmp.XXXXXX")
   log "fetching $APICURIO_GAV with Maven into $DIST (once)..."
   # (run in $tmp: no project pom around)
@@ -108,7 +99,13 @@ ensure_dist() {
   find "$RDIR/dist" -mindepth 1 -maxdepth 1 -type d ! -name "tmp.*" -exec rm -rf {} +
   mv "$tmp/dist" "$DIST"
   rm -rf "$tmp"
-  exec 8>&-
+}
+
+# DIST: the unpacked distribution; fetched with Maven (once per registry.env)
+ensure_dist() {
+  DIST=$RDIR/dist/$(dist_stamp)
+  mkdir -p "$RDIR/dist"
+  sv_fetch_once "$RDIR/.dist.lock" dist_fetched fetch_dist
 }
 
 check_java() {
@@ -118,39 +115,15 @@ check_java() {
   ((v >= 17)) || die "$JAVA is Java $v; the registry needs Java 17+ (set JAVA_HOME)"
 }
 
-# ---------------------------------------------------------------- names, locks, state
+# ---------------------------------------------------------------- names and ports
 
-set_name() {
-  [[ -n ${1:-} ]] || die "missing NAME"
-  NAME=${1//[^A-Za-z0-9._-]/_}
-  [[ $NAME != . && $NAME != .. ]] || die "bad name: $1"
-  RUN=$RUNS/$NAME
+# use_name ARG: NAME, its run dir RUN, and its registry as the supervised unit.
+use_name() {
+  sv_set_name "$1"
+  sv_unit "$RUN" registry "registry $NAME" "$RUN/logs/registry.log"
 }
 
-# Prints the registry's pid when the registry of $RUN is alive (checked via its
-# command line, so a recycled pid or a zombie does not count).
-running_pid() { pid_of_run "$RUN/registry.pid" "-Dflightsink.registry.run=$RUN"; }
-
-load_env() {
-  [[ -f $RUN/registry.env ]] || die "no registry named $NAME (run: scripts/registry.sh up $NAME BOOTSTRAP)"
-  # shellcheck disable=SC1091
-  source "$RUN/registry.env"
-}
-
-
-# a free port below the kernel's ephemeral range (client sockets never take it)
-pick_port() {
-  local lo hi p
-  read -r lo _ </proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || lo=32768
-  hi=$((lo > 12000 ? lo - 1 : 32767))
-  for _ in $(seq 200); do
-    p=$((10000 + (RANDOM * 32768 + RANDOM) % (hi - 10000)))
-    port_listening "$p" && continue
-    PORT=$p
-    return 0
-  done
-  die "could not find a free port"
-}
+load_env() { sv_load registry.env "no registry named $NAME (run: scripts/registry.sh up $NAME BOOTSTRAP)"; }
 
 # the first address of BOOTSTRAP accepts TCP connections
 broker_answers() {
@@ -180,34 +153,6 @@ api_ready() {
   [[ ${out##*$'\n'} == 200 && $out == *compatibilityLevel* ]]
 }
 
-log_tail() {
-  {
-    echo "----- $RUN/logs/registry.log (tail) -----"
-    tail -n "${1:-60}" "$RUN/logs/registry.log" 2>/dev/null | cut -c1-400 || true
-    echo "-----"
-  } >&2
-}
-
-log_has() { # log_has OFFSET TEXT
-  local n
-  n=$(tail -c +$(($1 + 1)) "$RUN/logs/registry.log" 2>/dev/null | grep -cF -- "$2") || true
-  [[ ${n:-0} -gt 0 ]]
-}
-
-# wait_ready PID LOG_OFFSET: 0 ready, 1 died, 2 timed out, 3 port already in use
-wait_ready() {
-  local pid=$1 off=$2 deadline=$((SECONDS + READY_TIMEOUT))
-  while :; do
-    if ! alive "$pid"; then
-      if log_has "$off" 'in use'; then return 3; fi
-      return 1
-    fi
-    if api_ready; then return 0; fi
-    ((SECONDS < deadline)) || return 2
-    sleep 0.25
-  done
-}
-
 # the global compatibility: Confluent's registry starts with BACKWARD and reports it
 set_compat() {
   local out
@@ -228,112 +173,62 @@ REGISTRY_BOOTSTRAP=$BOOTSTRAP
 REGISTRY_TOPIC=$TOPIC
 EOF
   cp "$CONF_DIR/application.properties" "$RUN/config/application.properties"
-  head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n' >"$RUN/instance"
+  sv_new_instance "$OWNER_PID"
 }
 
-# launch: start the JVM in the background and wait. Returns wait_ready's code.
+# the class-data-sharing archive of the distribution (none with REGISTRY_CDS=0)
+cds_archive() { if [[ ${REGISTRY_CDS:-1} == 1 ]]; then echo "$DIST/registry.jsa"; fi; }
+
+# launch: start the registry and wait until it is ready. Returns sv_wait_ready's code.
 launch() {
-  local pid off rc
+  local rc=0 record=1
   ensure_dist
   check_java
   mkdir -p "$RUN/logs" "$RUN/tmp"
-  touch "$RUN/logs/registry.log"
-  off=$(stat -c %s "$RUN/logs/registry.log")
-  rm -f "$RUN/registry.jsa"
-  echo "$DIST" >"$RUN/dist"
-  CDS_OPTS=()
-  if [[ ${REGISTRY_CDS:-1} == 1 ]]; then
-    if [[ -f $DIST/registry.jsa ]]; then
-      # -Xshare:auto (the default): an archive that does not match is ignored
-      CDS_OPTS=(-XX:SharedArchiveFile="$DIST/registry.jsa")
-    elif [[ ${CI:-} != true ]]; then
-      # the first registry on this distribution records the archive when it exits
-      # (~3s slower start, ~5s slower stop, once); kill_registry moves it to dist/ after
-      # a clean stop. Not under CI: its fresh clone would pay that on every run.
-      CDS_OPTS=(-XX:ArchiveClassesAtExit="$RUN/registry.jsa" "-Xlog:cds*=error")
-    fi
-  fi
+  # the first registry on this distribution records the class-data-sharing archive when it exits
+  # (~3s slower start, ~5s slower stop, once). Not under CI: its fresh clone would pay that on
+  # every run.
+  [[ ${CI:-} == true ]] && record=0
+  sv_cds_opts "$(cds_archive)" "$record"
   echo "=== $(date '+%F %T') start: port $REGISTRY_PORT, bootstrap $REGISTRY_BOOTSTRAP, topic $REGISTRY_TOPIC ===" \
     >>"$RUN/logs/registry.log"
-  (
-    cd "$RUN" # Quarkus reads ./config/application.properties
-    exec setsid nohup "$JAVA" "${HEAP_OPTS[@]}" "${JVM_OPTS[@]}" "${CDS_OPTS[@]}" \
-      -Dflightsink.registry.run="$RUN" -Djava.io.tmpdir="$RUN/tmp" \
-      -Dquarkus.http.port="$REGISTRY_PORT" \
-      -Dapicurio.kafkasql.bootstrap.servers="$REGISTRY_BOOTSTRAP" \
-      -Dapicurio.kafkasql.topic="$REGISTRY_TOPIC" \
-      -Dapicurio.kafkasql.snapshots.topic="${REGISTRY_TOPIC}_snapshots" \
-      -Dapicurio.events.kafka.topic="${REGISTRY_TOPIC}_events" \
-      -Dapicurio.events.kafka.config.bootstrap.servers="$REGISTRY_BOOTSTRAP" \
-      -Dapicurio.storage.snapshot.location="$RUN/snapshots" \
-      -jar "$DIST/$APICURIO_RUNNER" \
-      </dev/null >>"$RUN/logs/registry.log" 2>&1 8>&- 9>&-
-  ) &
-  pid=$!
-  echo "$pid" >"$RUN/registry.pid"
-  rc=0
-  wait_ready "$pid" "$off" || rc=$?
+  # (started in $RUN: Quarkus reads ./config/application.properties)
+  sv_launch 'in use' api_ready -- \
+    "$JAVA" "${HEAP_OPTS[@]}" "${JVM_OPTS[@]}" "${CDS_OPTS[@]}" \
+    "$(sv_marker)" -Djava.io.tmpdir="$RUN/tmp" \
+    -Dquarkus.http.port="$REGISTRY_PORT" \
+    -Dapicurio.kafkasql.bootstrap.servers="$REGISTRY_BOOTSTRAP" \
+    -Dapicurio.kafkasql.topic="$REGISTRY_TOPIC" \
+    -Dapicurio.kafkasql.snapshots.topic="${REGISTRY_TOPIC}_snapshots" \
+    -Dapicurio.events.kafka.topic="${REGISTRY_TOPIC}_events" \
+    -Dapicurio.events.kafka.config.bootstrap.servers="$REGISTRY_BOOTSTRAP" \
+    -Dapicurio.storage.snapshot.location="$RUN/snapshots" \
+    -jar "$DIST/$APICURIO_RUNNER" || rc=$?
   if ((rc == 0)); then
     set_compat
-    start_watchdog
-  elif ((rc == 2)); then
-    log_tail 80
-    log "registry $NAME not ready after ${READY_TIMEOUT}s; killing it"
-    kill_registry 5
+    sv_watchdog "$OWNER_PID"
   fi
   return "$rc"
 }
 
-start_watchdog() {
-  [[ -n $OWNER_PID ]] || return 0
-  # shellcheck disable=SC2016 # expanded by the inner bash
-  setsid nohup bash -c '
-      owner=$1 run=$2 inst=$3 self=$4 name=$5
-      same() { [[ -f $run/instance && $(<"$run/instance") == "$inst" ]]; }
-      while kill -0 "$owner" 2>/dev/null; do same || exit 0; sleep 2; done
-      same && exec bash "$self" down "$name"' \
-    _ "$OWNER_PID" "$RUN" "$(<"$RUN/instance")" "$SELF" "$NAME" \
-    </dev/null >/dev/null 2>&1 8>&- 9>&- &
-}
-
-kill_registry() { # [STOP_TIMEOUT]
-  local pid waited=0 killed=0 dist='' timeout=${1:-$STOP_TIMEOUT}
-  pid=$(running_pid) || { rm -f "$RUN/registry.pid" "$RUN/registry.jsa"; return 0; }
-  kill -TERM "$pid" 2>/dev/null || true
-  while alive "$pid"; do
-    if ((waited >= timeout * 10)); then
-      log "registry $NAME (pid $pid) still up after ${timeout}s; SIGKILL"
-      kill -KILL "$pid" 2>/dev/null || true
-      killed=1
-      sleep 0.2
-      break
-    fi
-    sleep 0.1
-    waited=$((waited + 1))
-  done
-  rm -f "$RUN/registry.pid"
-  # a clean exit has written the whole CDS archive (see launch)
-  [[ -f $RUN/dist ]] && dist=$(<"$RUN/dist")
-  if ((killed == 0)) && [[ -s $RUN/registry.jsa && -n $dist && -d $dist && ! -f $dist/registry.jsa ]]; then
-    mv -f "$RUN/registry.jsa" "$dist/registry.jsa" || true
-  fi
-  rm -f "$RUN/registry.jsa"
-}
+# ---------------------------------------------------------------- commands
 
 cmd_up() {
   local attempt rc t0=$SECONDS
+  use_name "${1:-}"
+  BOOTSTRAP=${2:-}
   [[ $BOOTSTRAP =~ ^[^[:space:],]+:[0-9]+(,[^[:space:],]+:[0-9]+)*$ ]] \
     || die "usage: scripts/registry.sh up NAME BOOTSTRAP (BOOTSTRAP like 127.0.0.1:9092, got '$BOOTSTRAP')"
-  lock_name
+  sv_lock
   broker_answers || die "the Kafka broker $BOOTSTRAP does not accept connections (start it first: scripts/kafka.sh up NAME)"
-  if running_pid >/dev/null; then
+  if sv_pid >/dev/null; then
     load_env
     if [[ $REGISTRY_BOOTSTRAP == "$BOOTSTRAP" && $REGISTRY_TOPIC == "$TOPIC" ]]; then
       echo "REGISTRY_URL=$(url)"
       return 0
     fi
     log "registry $NAME runs against $REGISTRY_BOOTSTRAP (topic $REGISTRY_TOPIC); restarting it against $BOOTSTRAP (topic $TOPIC)"
-    kill_registry
+    sv_stop
   fi
   command -v curl >/dev/null || die "curl not found (apt-get install -y curl)"
   ensure_dist
@@ -345,7 +240,7 @@ cmd_up() {
       load_env
       port_listening "$REGISTRY_PORT" || PORT=$REGISTRY_PORT
     fi
-    [[ -n $PORT ]] || pick_port
+    if [[ -z $PORT ]]; then sv_free_ports 1; PORT=${PORTS[0]}; fi
     rm -rf "$RUN/config" "$RUN/tmp"
     write_config
     load_env
@@ -357,68 +252,45 @@ cmd_up() {
          return 0 ;;
       3) log "port collision (attempt $attempt); retrying with another port"
          rm -f "$RUN/registry.env" ;;
-      1) log_tail 80; rm -f "$RUN/registry.pid"; die "registry $NAME exited during startup (log: $RUN/logs/registry.log)" ;;
+      1) sv_log_tail 80; rm -f "$UNIT_PIDFILE"; die "registry $NAME exited during startup (log: $RUN/logs/registry.log)" ;;
       *) die "registry $NAME did not start (log: $RUN/logs/registry.log)" ;;
     esac
   done
   die "registry $NAME: could not bind a free port after 3 attempts"
 }
 
-cmd_down() {
-  lock_name
-  [[ -d $RUN ]] || return 0
-  kill_registry
-  rm -rf "$RUN"
-  log "removed registry $NAME"
-}
+cmd_down() { use_name "${1:-}"; sv_cmd_down "$NAME" sv_stop registry; }
+
+cmd_down_all() { sv_cmd_down_all; }
 
 cmd_url() {
-  running_pid >/dev/null || { log "registry $NAME is not running"; return 1; }
+  use_name "${1:-}"
+  sv_pid >/dev/null || { log "registry $NAME is not running"; return 1; }
   load_env
   url
 }
 
+cmd_addr() { cmd_url "$@"; }
+
 cmd_status() {
-  local d pid state
-  [[ -d $RUNS ]] || return 0
-  for d in "$RUNS"/*/; do
-    [[ -d $d ]] || continue
-    set_name "$(basename "$d")"
+  local name pid state
+  for name in $(sv_names); do
+    use_name "$name"
     REGISTRY_PORT='?' REGISTRY_BOOTSTRAP='?'
     # shellcheck disable=SC1091
     [[ -f $RUN/registry.env ]] && source "$RUN/registry.env"
-    if pid=$(running_pid); then state=running; else state=stopped pid=-; fi
+    if pid=$(sv_pid); then state=running; else state=stopped pid=-; fi
     printf '%s\t%s\t%s\t%s\t%s\n' "$NAME" "$state" "$(url)" "$REGISTRY_BOOTSTRAP" "$pid"
   done
 }
 
-cmd_down_all() {
-  local d
-  [[ -d $RUNS ]] || return 0
-  for d in "$RUNS"/*/; do
-    [[ -d $d ]] || continue
-    bash "$SELF" down "$(basename "$d")"
-  done
+cmd_list() { cmd_status; }
+
+cmd_logs() {
+  use_name "${1:-}"
+  tail -n "${REGISTRY_LOG_LINES:-100}" "$RUN/logs/registry.log"
 }
 
-main() {
-  local cmd=${1:-}
-  shift || true
-  case $cmd in
-    up | down | url | addr | logs) set_name "${1:-}" ;;
-  esac
-  case $cmd in
-    up) BOOTSTRAP=${2:-}; cmd_up ;;
-    down) cmd_down ;;
-    url | addr) cmd_url ;;
-    status | list) cmd_status ;;
-    logs) tail -n "${REGISTRY_LOG_LINES:-100}" "$RUN/logs/registry.log" ;;
-    down-all) cmd_down_all ;;
-    fetch) ensure_dist ;;
-    *)
-      sed -n '2,/^set -euo/p' "$SELF" | sed '$d; s/^# \{0,1\}//' >&2
-      exit 2 ;;
-  esac
-}
+cmd_fetch() { ensure_dist; }
 
-main "$@"
+sv_main "$@"

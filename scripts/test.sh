@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: install what the tests need, start a real Kafka broker
 # (scripts/kafka.sh up test) and a real schema registry on it (scripts/registry.sh up test),
-# run go vet + go test -race, then pytest on tests/python (if it has tests), and always
-# stop the registry and the broker afterwards.
+# run go vet + go test -race (of the server's module and of the Go client's, clients/go/fsclient),
+# then pytest on tests/python (if it has tests), and always stop the registry and the broker afterwards.
 # Exits non-zero when any step failed.
 #
 # Exported to the tests:
@@ -14,16 +14,19 @@
 #                             own private broker: `$FLIGHTSINK_KAFKA_SCRIPT up NAME` (last stdout
 #                             line KAFKA_BROKERS=127.0.0.1:PORT), `stop NAME`, `start NAME`
 #                             (same port and data), `down NAME`
-#   KAFKA_OWNER_PID           this script's pid: brokers started under it are removed by a
-#                             watchdog once it has exited, even if it was killed
+#   KAFKA_OWNER_PID           this script's pid: brokers started under it are removed at its exit
+#                             (they record it in run/NAME/owner) and by a watchdog once it has
+#                             exited, even if it was killed; other brokers are left alone
 #   FLIGHTSINK_BIN            absolute path of bin/flightsink (built before pytest)
 #   FLIGHTSINK_TEST_REQUIRE_TOOLS=1  tests fail, not skip, when kcat or python is missing
 # Knobs: FLIGHTSINK_SKIP_INSTALL=1 skips the apt/pip installs; GO_TEST_FLAGS adds go test flags.
+# shellcheck disable=SC2317 # functions run by step and by the EXIT trap
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$ROOT" || exit 1
 KAFKA=$ROOT/scripts/kafka.sh
+CACHE=${FLIGHTSINK_CACHE_DIR:-$ROOT/.cache} # where kafka.sh and registry.sh keep their run dirs
 REGISTRY=$ROOT/scripts/registry.sh
 VENV=$ROOT/.cache/venv
 REQS=$ROOT/tests/python/requirements.txt
@@ -70,19 +73,24 @@ install_deps() {
   fi
 }
 
-# brokers present before the run are not ours; any new one is stopped at exit
-RUNS=$ROOT/.cache/kafka/run
-list_brokers() { [[ -d $RUNS ]] && find "$RUNS" -mindepth 1 -maxdepth 1 -type d -printf '%f\n' | sort; }
-BEFORE=$(list_brokers)
+# the brokers this run started (KAFKA_OWNER_PID=$$, kept in run/NAME/owner) are stopped at exit;
+# other brokers in the same cache are left alone, even those started meanwhile
+RUNS=$CACHE/kafka/run
+owned_brokers() {
+  local d
+  for d in "$RUNS"/*/; do
+    [[ -f $d/owner && $(<"$d/owner") == "$$" ]] && basename "$d"
+  done
+  return 0
+}
 
-# shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
   local name
   say "stopping the test schema registry"
   bash "$REGISTRY" down test || true
   say "stopping test brokers"
   bash "$KAFKA" down test || true
-  for name in $(comm -13 <(echo "$BEFORE") <(list_brokers)); do
+  for name in $(owned_brokers); do
     bash "$KAFKA" down "$name" || true
   done
 }
@@ -106,7 +114,7 @@ say "Kafka broker at $FLIGHTSINK_TEST_BROKERS"
 
 bash "$REGISTRY" down test # a leftover from a killed run
 out=$(bash "$REGISTRY" up test "$FLIGHTSINK_TEST_BROKERS") || {
-  say "could not start the test schema registry (scripts/registry.sh up test $FLIGHTSINK_TEST_BROKERS; log: .cache/registry/run/test/logs/registry.log)"
+  say "could not start the test schema registry (scripts/registry.sh up test $FLIGHTSINK_TEST_BROKERS; log: $CACHE/registry/run/test/logs/registry.log)"
   exit 1
 }
 addr=$(tail -n 1 <<<"$out")
@@ -127,15 +135,27 @@ step() { # step NAME CMD...: run it, remember the first failure
   return 0
 }
 
-step "go vet ./..." go vet ./...
+# the Go client is a module of its own (clients/go/fsclient): vetted and tested on its own too
+GO_MODULES=(. clients/go/fsclient)
+go_vet() {
+  local m rc=0
+  for m in "${GO_MODULES[@]}"; do
+    (cd "$m" && go vet ./...) || rc=$?
+  done
+  return "$rc"
+}
+step "go vet ./... (every module)" go_vet
 # go test -v, kept whole in a log; printed: each package's result, which broker the tests ran
 # against (every test logs it), skipped tests, and on failure the whole log without the
 # server's own log lines.
 go_tests() {
-  local log=$ROOT/.cache/go-test.log rc=0
+  local m log=$ROOT/.cache/go-test.log rc=0
   mkdir -p "$ROOT/.cache"
-  # shellcheck disable=SC2086
-  go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./... >"$log" 2>&1 || rc=$?
+  : >"$log"
+  for m in "${GO_MODULES[@]}"; do
+    # shellcheck disable=SC2086
+    (cd "$m" && go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./...) >>"$log" 2>&1 || rc=$?
+  done
   if ((rc != 0)); then
     grep -v '^ *writer.go:[0-9]*: {' "$log"
   fi
@@ -145,7 +165,7 @@ go_tests() {
   grep -E '^(ok|FAIL|\?) ' "$log" || true
   return "$rc"
 }
-step "go test -race ./..." go_tests
+step "go test -race ./... (every module)" go_tests
 
 shopt -s nullglob globstar
 py_tests=(tests/python/**/test_*.py tests/python/**/*_test.py)
@@ -169,6 +189,6 @@ if ((status != 0)); then
   say "warnings and errors of the test broker (tail):"
   grep -E ' (WARN|ERROR) ' "$RUNS/test/logs/server.log" 2>/dev/null | tail -n 30 >&2 || true
   say "errors of the test schema registry (tail):"
-  grep -E ' ERROR ' "$ROOT/.cache/registry/run/test/logs/registry.log" 2>/dev/null | tail -n 20 | cut -c1-400 >&2 || true
+  grep -E ' ERROR ' "$CACHE/registry/run/test/logs/registry.log" 2>/dev/null | tail -n 20 | cut -c1-400 >&2 || true
 fi
 exit "$status"

@@ -13,7 +13,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
 
-	client "github.com/flightsink/flightsink/clients/go"
+	client "github.com/flightsink/flightsink/clients/go/fsclient"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
 

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	client "github.com/flightsink/flightsink/clients/go"
+	client "github.com/flightsink/flightsink/clients/go/fsclient"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
 

@@ -19,7 +19,7 @@ import (
 	"google.golang.org/grpc/codes"
 	"gopkg.in/yaml.v3"
 
-	client "github.com/flightsink/flightsink/clients/go"
+	client "github.com/flightsink/flightsink/clients/go/fsclient"
 	"github.com/flightsink/flightsink/internal/config"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 	"github.com/flightsink/flightsink/kafka"

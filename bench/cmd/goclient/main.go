@@ -1,6 +1,6 @@
 // Command goclient is contender A of the benchmark (and its exactly-once
 // variant): the dataset's record batches, read into memory before the timed
-// window, streamed to flightsink with the Go client (clients/go), one
+// window, streamed to flightsink with the Go client (clients/go/fsclient), one
 // stream, at-least-once or exactly-once with a checkpoint every N rows.
 package main
 
@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/flightsink/flightsink/bench/internal/benchdata"
-	client "github.com/flightsink/flightsink/clients/go"
+	client "github.com/flightsink/flightsink/clients/go/fsclient"
 )
 
 func main() {

@@ -1,11 +1,11 @@
-// Package client is a small Go client for flightsink: it opens DoPut
+// Package fsclient is a small Go client for flightsink: it opens DoPut
 // streams with the descriptor flightsink understands, numbers checkpoints,
 // waits for their acknowledgements, and turns failures into *Error values
 // carrying the gRPC code and the server's flightsink-reason, so callers can
 // decide whether to resume.
 //
-//	c, _ := client.Dial("127.0.0.1:8815")
-//	w, _ := c.Open(ctx, client.Descriptor{Topic: "orders", WriterID: "orders-loader"}, schema)
+//	c, _ := fsclient.Dial("127.0.0.1:8815")
+//	w, _ := c.Open(ctx, fsclient.Descriptor{Topic: "orders", WriterID: "orders-loader"}, schema)
 //	skip := w.Ready().CommittedRows // rows already in Kafka from an earlier run
 //	w.Write(batch)
 //	w.Checkpoint(ctx)               // committed when it returns
@@ -15,7 +15,7 @@
 // durable can pipeline instead: MarkCheckpoint returns at once, the server
 // commits while more batches stream in, and Acked / WaitCheckpoint tell
 // what is durable.
-package client
+package fsclient
 
 import (
 	"context"
