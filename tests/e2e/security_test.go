@@ -86,7 +86,9 @@ func TestKafkaTLS(t *testing.T) {
 
 	noCA := filepath.Join(t.TempDir(), "config.yaml")
 	_ = os.WriteFile(noCA, []byte("kafka:\n  produce_timeout: 3s\n  tls:\n    enabled: true\n"), 0o600)
-	out, err := exec.Command(binary(t), "serve", "--config", noCA, "--brokers", tlsAddr, "--listen", freeAddr(t)).CombinedOutput()
+	cmd := exec.Command(binary(t), "serve", "--config", noCA, "--brokers", tlsAddr, "--listen", freeAddr(t))
+	cmd.Env = append(os.Environ(), "FLIGHTSINK_METRICS_LISTEN=") // off: the default port may be taken on a shared machine
+	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "certificate") {
 		t.Fatalf("serve without the CA: %v\n%s\nwant a start-up failure about the certificate", err, out)
 	}
@@ -124,7 +126,9 @@ func TestKafkaSASL(t *testing.T) {
 		if err := os.WriteFile(cfg, []byte(body), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		out, err := exec.Command(binary(t), "serve", "--config", cfg, "--brokers", sasl, "--listen", freeAddr(t)).CombinedOutput()
+		cmd := exec.Command(binary(t), "serve", "--config", cfg, "--brokers", sasl, "--listen", freeAddr(t))
+		cmd.Env = append(os.Environ(), "FLIGHTSINK_METRICS_LISTEN=")
+		out, err := cmd.CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "SASL") {
 			t.Fatalf("serve with a wrong password: %v\n%s\nwant a start-up failure about SASL", err, out)
 		}
