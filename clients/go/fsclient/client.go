@@ -48,6 +48,15 @@ type Descriptor struct {
 	// CommitOnClose false makes a clean close abort the tail after the last
 	// checkpoint instead of committing it.
 	CommitOnClose *bool `json:"commit_on_close,omitempty"`
+	// OnBadRow is what a row that cannot become a record does: "fail"
+	// (the default: its batch is rejected), "skip", or "dead_letter" (the
+	// row as JSON, with its error in headers, to DeadLetterTopic, default
+	// <topic>.dlq).
+	OnBadRow        string `json:"on_bad_row,omitempty"`
+	DeadLetterTopic string `json:"dead_letter_topic,omitempty"`
+	// MaxBadRows fails the stream past this many bad rows (>= 1) or this
+	// fraction of the rows (< 1); 0: no cap.
+	MaxBadRows float64 `json:"max_bad_rows,omitempty"`
 }
 
 // Ready is the server's first message on a stream.
@@ -63,6 +72,9 @@ type Ack struct {
 	Checkpoint int64 `json:"checkpoint"`
 	Rows       int64 `json:"rows"`
 	TotalRows  int64 `json:"total_rows"`
+	// Under OnBadRow skip or dead_letter: the rows among Rows left out.
+	SkippedRows      int64 `json:"skipped_rows"`
+	DeadLetteredRows int64 `json:"dead_lettered_rows"`
 }
 
 // Done is the server's last message after a clean close.
@@ -71,6 +83,9 @@ type Done struct {
 	LastCheckpoint int64 `json:"last_checkpoint"`
 	CommittedRows  int64 `json:"committed_rows"`
 	DiscardedRows  int64 `json:"discarded_rows"`
+	// Under OnBadRow skip or dead_letter: the stream's rows left out.
+	SkippedRows      int64 `json:"skipped_rows"`
+	DeadLetteredRows int64 `json:"dead_lettered_rows"`
 }
 
 // Error is a failed stream: the gRPC code, the server's machine-readable

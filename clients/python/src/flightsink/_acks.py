@@ -46,6 +46,8 @@ class Ack:
     checkpoint: int
     rows: int
     total_rows: int
+    skipped_rows: int = 0  # with on_bad_row "skip": rows among ``rows`` left out
+    dead_lettered_rows: int = 0  # with on_bad_row "dead_letter": rows among ``rows`` sent there
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -54,6 +56,8 @@ class Ack:
             checkpoint=int(m["checkpoint"]),
             rows=int(m.get("rows") or 0),
             total_rows=int(m.get("total_rows") or 0),
+            skipped_rows=int(m.get("skipped_rows") or 0),
+            dead_lettered_rows=int(m.get("dead_lettered_rows") or 0),
             raw=m,
         )
 
@@ -68,6 +72,8 @@ class Done:
     last_checkpoint: Optional[int]
     committed_rows: Optional[int] = None
     discarded_rows: Optional[int] = None
+    skipped_rows: int = 0
+    dead_lettered_rows: int = 0
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -77,6 +83,8 @@ class Done:
             last_checkpoint=_opt_int(m.get("last_checkpoint")),
             committed_rows=_opt_int(m.get("committed_rows")),
             discarded_rows=_opt_int(m.get("discarded_rows")),
+            skipped_rows=int(m.get("skipped_rows") or 0),
+            dead_lettered_rows=int(m.get("dead_lettered_rows") or 0),
             raw=m,
         )
 
