@@ -1,10 +1,14 @@
 package flightsink
 
 import (
+	"encoding/json"
+
 	"strconv"
 	"sync"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
+
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // acker is the only goroutine that sends on a DoPut stream. The read loop
@@ -33,6 +37,8 @@ type checkpointAck struct {
 	// rows left out, skipped or dead-lettered.
 	badRows               bool
 	skipped, deadLettered int64
+	// report_offsets: the offsets written since the previous ack sent.
+	offsets sinkapi.Offsets
 }
 
 func newAcker(send func(*flight.PutResult) error) *acker {
@@ -63,6 +69,9 @@ func (a *acker) Checkpoint(ack checkpointAck) {
 		ack.rows += a.ckpt.rows
 		ack.skipped += a.ckpt.skipped
 		ack.deadLettered += a.ckpt.deadLettered
+		if ack.offsets != nil && a.ckpt.offsets != nil {
+			ack.offsets.Merge(a.ckpt.offsets)
+		}
 	}
 	a.ckpt = ack
 	a.hasCkpt = true
@@ -134,6 +143,10 @@ func (c checkpointAck) json() []byte {
 		b = strconv.AppendInt(b, c.skipped, 10)
 		b = append(b, `,"dead_lettered_rows":`...)
 		b = strconv.AppendInt(b, c.deadLettered, 10)
+	}
+	if c.offsets != nil {
+		o, _ := json.Marshal(c.offsets)
+		b = append(append(b, `,"offsets":`...), o...)
 	}
 	return append(b, '}')
 }

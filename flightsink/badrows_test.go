@@ -150,3 +150,56 @@ func TestSkipRowsAndCap(t *testing.T) {
 	res = env.put(t, cmdDesc(map[string]any{"topic": topic, "on_bad_row": "skip", "max_bad_rows": 0.5}), partSchema, batch(worse))
 	wantOK(t, res) // a fraction: 2 of 10 rows
 }
+
+// TestReportOffsets: with report_offsets, each checkpoint ack and done
+// carry, per topic and partition, the first and last offset of the records
+// written since the previous ack: what a consumer sees of the same records.
+func TestReportOffsets(t *testing.T) {
+	env := startServer(t)
+	for _, delivery := range []string{"exactly_once", "at_least_once"} {
+		t.Run(delivery, func(t *testing.T) {
+			topic := kafkatest.TopicName(t)
+			kafkatest.CreateTopic(t, env.brokers, topic, 2, nil)
+			a, b, c := simpleBatch(0, 10, -1, 0), simpleBatch(10, 10, -1, 0), simpleBatch(20, 5, -1, 0)
+			defer a.Release()
+			defer b.Release()
+			defer c.Release()
+			res := env.put(t, cmdDesc(map[string]any{"topic": topic, "delivery": delivery, "key_field": "name", "report_offsets": true}),
+				simpleSchema, batchMeta(a, checkpoint(1)), batchMeta(b, checkpoint(2)), batch(c))
+			wantOK(t, res)
+			if len(res.acks) != 4 {
+				t.Fatalf("acks %v", res.acks)
+			}
+			// what a consumer sees: each id's partition and offset
+			want := map[int]map[string][2]int64{} // unit (1, 2, tail 3) → partition → [first, last]
+			for _, r := range kafkatest.ReadCommitted(t, env.brokers, topic) {
+				var v map[string]any
+				if err := json.Unmarshal(r.Value, &v); err != nil {
+					t.Fatal(err)
+				}
+				unit := int(v["id"].(float64))/10 + 1
+				p := fmt.Sprint(r.Partition)
+				if want[unit] == nil {
+					want[unit] = map[string][2]int64{}
+				}
+				rng, ok := want[unit][p]
+				if !ok {
+					rng = [2]int64{r.Offset, r.Offset}
+				}
+				want[unit][p] = [2]int64{min(rng[0], r.Offset), max(rng[1], r.Offset)}
+			}
+			for unit, ack := range []map[string]any{res.acks[1], res.acks[2], res.acks[3]} {
+				got := map[string][2]int64{}
+				offs, _ := ack["offsets"].(map[string]any)
+				parts, _ := offs[topic].(map[string]any)
+				for p, r := range parts {
+					rr := r.([]any)
+					got[p] = [2]int64{int64(rr[0].(float64)), int64(rr[1].(float64))}
+				}
+				if fmt.Sprint(got) != fmt.Sprint(want[unit+1]) {
+					t.Fatalf("%s %d reports offsets %v; the consumer saw %v", ack["type"], unit+1, got, want[unit+1])
+				}
+			}
+		})
+	}
+}

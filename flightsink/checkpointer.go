@@ -27,6 +27,10 @@ type checkpointer struct {
 	ack func(checkpointAck)
 	// badRows: the acks count skipped and dead-lettered rows.
 	badRows bool
+	// offsets: the acks carry the offsets written (report_offsets).
+	offsets bool
+	// tailOffsets are the offsets of the tail committed by close.
+	tailOffsets sinkapi.Offsets
 	// took reports how long a checkpoint took (a metric).
 	took func(time.Duration)
 	// produced reports records handed to the writer (a metric).
@@ -104,6 +108,9 @@ func (c *checkpointer) start(n int64, at counts, p sinkapi.Progress) error {
 			return
 		}
 		c.took(time.Since(began))
+		if c.offsets {
+			ack.offsets = w.TakeOffsets() // the writer's own records, up to this commit
+		}
 		if c.ack != nil {
 			// Now, not when the loop next looks: it may be waiting for
 			// the client's next batch, and the client for this ack.
@@ -178,6 +185,9 @@ func (c *checkpointer) close(commit bool, n, rows int64, p sinkapi.Progress) err
 	c.w = nil
 	if err := w.Close(c.ctx, commit, p); err != nil {
 		return err
+	}
+	if c.offsets && commit {
+		c.tailOffsets = w.TakeOffsets()
 	}
 	if commit {
 		c.durableRows = rows

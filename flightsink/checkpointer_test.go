@@ -61,6 +61,10 @@ func (w *fakeWriter) Close(_ context.Context, commit bool, p sinkapi.Progress) e
 
 func (w *fakeWriter) Backlog() (int, int) { return w.pending, w.limit }
 
+func (w *fakeWriter) ReportOffsets() {}
+
+func (w *fakeWriter) TakeOffsets() sinkapi.Offsets { return nil }
+
 func (w *fakeWriter) events() []string {
 	w.mu.Lock()
 	defer w.mu.Unlock()

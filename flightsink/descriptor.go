@@ -75,6 +75,9 @@ type Descriptor struct {
 	// MaxBadRows turns bad rows back into a failure: more than this many
 	// (>= 1), or more than this fraction of the rows read (< 1); 0: no cap.
 	MaxBadRows float64
+	// ReportOffsets: acks and done carry the first and last offset written
+	// per topic and partition since the previous ack.
+	ReportOffsets bool
 }
 
 // writerNeedsExactlyOnce refuses a named writer in at-least-once mode.
@@ -120,6 +123,7 @@ type rawDescriptor struct {
 	OnBadRow          *string           `json:"on_bad_row"`
 	DeadLetterTopic   *string           `json:"dead_letter_topic"`
 	MaxBadRows        *float64          `json:"max_bad_rows"`
+	ReportOffsets     *bool             `json:"report_offsets"`
 }
 
 var (
@@ -255,7 +259,7 @@ func describeJSONError(err error) string {
 			` (known keys: topic, key_field, timestamp_field, delivery, writer_id, format, commit_on_close, ` +
 			`json.timestamp_format, json.decimal, json.include_schema, value_fields, exclude_fields, value_field, subject, ` +
 			`tombstone_field, headers_field, headers, provenance_headers, partition_field, topic_field, ` +
-			`on_bad_row, dead_letter_topic, max_bad_rows)`
+			`on_bad_row, dead_letter_topic, max_bad_rows, report_offsets)`
 	case err.Error() == "EOF":
 		return "empty; expected a JSON object such as {\"topic\":\"orders\"}"
 	}
@@ -344,6 +348,9 @@ func parseFormatOptions(raw *rawDescriptor, d *Descriptor) error {
 	d.Headers = raw.Headers
 	if raw.ProvenanceHeaders != nil {
 		d.ProvenanceHeaders = *raw.ProvenanceHeaders
+	}
+	if raw.ReportOffsets != nil {
+		d.ReportOffsets = *raw.ReportOffsets
 	}
 	return parseBadRowOptions(raw, d)
 }

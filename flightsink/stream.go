@@ -397,6 +397,13 @@ func (st *stream) finish() error {
 	if st.desc.OnBadRow != sinkapi.BadRowFail {
 		done["skipped_rows"], done["dead_lettered_rows"] = st.skipped, st.deadLettered
 	}
+	if st.desc.ReportOffsets {
+		offsets := st.ckpt.tailOffsets
+		if offsets == nil {
+			offsets = sinkapi.Offsets{}
+		}
+		done["offsets"] = offsets // the tail's, since the last checkpoint ack
+	}
 	if st.delivery == ExactlyOnce {
 		done["discarded_rows"] = st.discardedRows
 		if st.desc.WriterID != "" {

@@ -28,8 +28,12 @@ func (st *stream) openWriter() error {
 		st.ckpt.ack = st.acks.Checkpoint
 	}
 	st.ckpt.badRows = st.desc.OnBadRow != sinkapi.BadRowFail
+	st.ckpt.offsets = st.desc.ReportOffsets
 	if st.delivery == AtLeastOnce {
 		st.ckpt.w = sink.OpenAtLeastOnce()
+		if st.desc.ReportOffsets {
+			st.ckpt.w.ReportOffsets()
+		}
 		return nil
 	}
 	writer := ""
@@ -41,6 +45,9 @@ func (st *stream) openWriter() error {
 		return err
 	}
 	st.ckpt.w = opened.Writer
+	if st.desc.ReportOffsets {
+		st.ckpt.w.ReportOffsets()
+	}
 	if opened.HasProgress {
 		p := opened.Progress
 		if p.Topic != st.desc.Topic {

@@ -119,7 +119,7 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 		}
 	}
 	w := &exactlyOnce{sink: s, topic: topic, writerID: writerID, slot: -1,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics,
+		inflight: inflight{skip: s.cfg.ProgressTopic, maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics,
 			authFailure: s.creds.failureSince}}
 	w.inflight.mapErr = w.mapError
 	w.promise = w.done

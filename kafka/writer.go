@@ -66,7 +66,29 @@ type inflight struct {
 	records int
 	bytes   int
 	err     error
-	wake    chan struct{} // closed at the next completion; nil when nobody waits
+	wake    chan struct{}   // closed at the next completion; nil when nobody waits
+	offsets sinkapi.Offsets // acknowledged offsets (ReportOffsets); nil: not noted
+	skip    string          // a topic whose offsets are not noted (the progress topic)
+}
+
+// ReportOffsets implements sinkapi.Writer.
+func (f *inflight) ReportOffsets() {
+	f.mu.Lock()
+	if f.offsets == nil {
+		f.offsets = sinkapi.Offsets{}
+	}
+	f.mu.Unlock()
+}
+
+// TakeOffsets implements sinkapi.Writer.
+func (f *inflight) TakeOffsets() sinkapi.Offsets {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	o := f.offsets
+	if o != nil {
+		f.offsets = sinkapi.Offsets{}
+	}
+	return o
 }
 
 func recordSize(r *kgo.Record) int { return len(r.Key) + len(r.Value) + 64 }
@@ -103,6 +125,9 @@ func (f *inflight) done(r *kgo.Record, err error) {
 	f.mu.Lock()
 	f.records--
 	f.bytes -= size
+	if err == nil && f.offsets != nil && r.Topic != f.skip {
+		f.offsets.Add(r.Topic, r.Partition, r.Offset)
+	}
 	if err != nil && f.err == nil {
 		if f.mapErr != nil {
 			f.err = f.mapErr(err)

@@ -245,6 +245,40 @@ type Writer interface {
 	Close(ctx context.Context, commit bool, p Progress) error
 	// Backlog is what the writer holds unacknowledged and its budget.
 	Backlog() (pending, limit int)
+	// ReportOffsets makes the writer note the offset of every record Kafka
+	// acknowledges (its progress records aside), for TakeOffsets.
+	ReportOffsets()
+	// TakeOffsets returns the offsets noted since the previous call (nil
+	// when not reporting). Called after a Checkpoint: the checkpoint's.
+	TakeOffsets() Offsets
+}
+
+// Offsets are the first and last offsets of the records written, by topic
+// and partition.
+type Offsets map[string]map[int32][2]int64
+
+// Add notes one record's offset.
+func (o Offsets) Add(topic string, partition int32, offset int64) {
+	parts := o[topic]
+	if parts == nil {
+		parts = map[int32][2]int64{}
+		o[topic] = parts
+	}
+	if r, ok := parts[partition]; ok {
+		parts[partition] = [2]int64{min(r[0], offset), max(r[1], offset)}
+	} else {
+		parts[partition] = [2]int64{offset, offset}
+	}
+}
+
+// Merge adds every range of other.
+func (o Offsets) Merge(other Offsets) {
+	for topic, parts := range other {
+		for p, r := range parts {
+			o.Add(topic, p, r[0])
+			o.Add(topic, p, r[1])
+		}
+	}
 }
 
 // Opened is what opening an exactly-once writer found out.

@@ -48,6 +48,9 @@ class Ack:
     total_rows: int
     skipped_rows: int = 0  # with on_bad_row "skip": rows among ``rows`` left out
     dead_lettered_rows: int = 0  # with on_bad_row "dead_letter": rows among ``rows`` sent there
+    # with report_offsets: {topic: {partition: [first, last]}} of the records written since the
+    # previous ack
+    offsets: Optional[Dict[str, Dict[str, Any]]] = field(default=None, compare=False)
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -58,6 +61,7 @@ class Ack:
             total_rows=int(m.get("total_rows") or 0),
             skipped_rows=int(m.get("skipped_rows") or 0),
             dead_lettered_rows=int(m.get("dead_lettered_rows") or 0),
+            offsets=m.get("offsets"),
             raw=m,
         )
 
@@ -74,6 +78,7 @@ class Done:
     discarded_rows: Optional[int] = None
     skipped_rows: int = 0
     dead_lettered_rows: int = 0
+    offsets: Optional[Dict[str, Dict[str, Any]]] = field(default=None, compare=False)
     raw: Dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
@@ -85,6 +90,7 @@ class Done:
             discarded_rows=_opt_int(m.get("discarded_rows")),
             skipped_rows=int(m.get("skipped_rows") or 0),
             dead_lettered_rows=int(m.get("dead_lettered_rows") or 0),
+            offsets=m.get("offsets"),
             raw=m,
         )
 
