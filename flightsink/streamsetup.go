@@ -111,7 +111,7 @@ func (st *stream) register() kafka.RegisterFunc {
 	if reg == nil {
 		return nil
 	}
-	return func(subject, schema string) (int, error) {
+	return func(subject string, schema kafka.Schema) (int, error) {
 		id, err := reg.Register(st.ctx, subject, schema)
 		if errors.Is(err, kafka.ErrSchemaRejected) {
 			return 0, &Error{Code: codes.FailedPrecondition, Reason: ReasonSchemaRejected, Msg: err.Error(), Err: err}
