@@ -28,7 +28,7 @@ func (e *pbMessageEncoder) appendField(dst []byte, i int) []byte {
 	if e.null(i) {
 		return dst
 	}
-	return e.appendValue(append(dst, e.tag...), i)
+	return e.appendValue(pbTag(dst, e.tag), i)
 }
 
 func (e *pbMessageEncoder) appendValue(dst []byte, i int) []byte {
@@ -56,7 +56,7 @@ func (e *pbWrapperEncoder) appendField(dst []byte, i int) []byte {
 	if e.inner.isNull(i) {
 		return dst
 	}
-	return e.appendValue(append(dst, e.tag...), i)
+	return e.appendValue(pbTag(dst, e.tag), i)
 }
 
 func (e *pbWrapperEncoder) appendValue(dst []byte, i int) []byte {
@@ -128,11 +128,11 @@ func (e *pbListEncoder) appendField(dst []byte, i int) []byte {
 	}
 	if !e.packed {
 		for j := start; j < end; j++ {
-			dst = e.elem.appendValue(append(dst, e.tag...), j)
+			dst = e.elem.appendValue(pbTag(dst, e.tag), j)
 		}
 		return dst
 	}
-	dst = append(dst, e.tag...)
+	dst = pbTag(dst, e.tag)
 	if e.fixed > 0 {
 		dst = protowire.AppendVarint(dst, uint64((end-start)*e.fixed))
 		for j := start; j < end; j++ {
@@ -178,7 +178,7 @@ func (e *pbMapEncoder) appendField(dst []byte, i int) []byte {
 	}
 	for j := int(e.offs[i]); j < int(e.offs[i+1]); j++ {
 		var at int
-		dst, at = pbOpen(append(dst, e.tag...))
+		dst, at = pbOpen(pbTag(dst, e.tag))
 		dst = e.keys.appendField(dst, j)
 		dst = e.vals.appendField(dst, j)
 		dst = pbClose(dst, at)
@@ -261,7 +261,7 @@ func (e *pbDictionaryEncoder[I]) appendField(dst []byte, i int) []byte {
 		return dst
 	}
 	start := len(dst)
-	dst = append(dst, e.tag...)
+	dst = pbTag(dst, e.tag)
 	v := len(dst)
 	dst = e.appendEntry(dst, e.vals, k)
 	if e.implicit && pbZero(dst[v:]) {

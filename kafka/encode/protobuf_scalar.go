@@ -21,6 +21,15 @@ type pbField struct {
 }
 
 func (f *pbField) setField(tag []byte, implicit bool) { f.tag, f.implicit = tag, implicit }
+
+// pbTag appends a field's tag: one byte for fields 1 to 15, without a
+// call to copy.
+func pbTag(dst, tag []byte) []byte {
+	if len(tag) == 1 {
+		return append(dst, tag[0])
+	}
+	return append(dst, tag...)
+}
 func (f *pbField) isNull(i int) bool                  { return f.null(i) }
 
 // pbOpen reserves one byte for the length of what follows; pbClose writes
@@ -106,7 +115,7 @@ func (e *pbBoolEncoder) appendField(dst []byte, i int) []byte {
 	if v == 0 && e.implicit {
 		return dst
 	}
-	return append(append(dst, e.tag...), v)
+	return append(pbTag(dst, e.tag), v)
 }
 
 func (e *pbBoolEncoder) appendValue(dst []byte, i int) []byte {
@@ -137,7 +146,7 @@ func (e *pbVarintEncoder[T]) appendField(dst []byte, i int) []byte {
 	if v == 0 && e.implicit {
 		return dst
 	}
-	return protowire.AppendVarint(append(dst, e.tag...), uint64(int64(v)))
+	return protowire.AppendVarint(pbTag(dst, e.tag), uint64(int64(v)))
 }
 
 func (e *pbVarintEncoder[T]) appendValue(dst []byte, i int) []byte {
@@ -172,7 +181,7 @@ func (e *pbDaysEncoder) appendField(dst []byte, i int) []byte {
 	if d == 0 && e.implicit {
 		return dst
 	}
-	return protowire.AppendVarint(append(dst, e.tag...), uint64(d))
+	return protowire.AppendVarint(pbTag(dst, e.tag), uint64(d))
 }
 
 func (e *pbDaysEncoder) appendValue(dst []byte, i int) []byte {
@@ -201,7 +210,7 @@ func (e *pbFixed32Encoder) appendField(dst []byte, i int) []byte {
 	if v == 0 && e.implicit { // +0.0; -0.0 is written, as protobuf does
 		return dst
 	}
-	return binary.LittleEndian.AppendUint32(append(dst, e.tag...), v)
+	return binary.LittleEndian.AppendUint32(pbTag(dst, e.tag), v)
 }
 
 func (e *pbFixed32Encoder) appendValue(dst []byte, i int) []byte {
@@ -230,7 +239,7 @@ func (e *pbFloat16Encoder) appendField(dst []byte, i int) []byte {
 	if v == 0 && e.implicit {
 		return dst
 	}
-	return binary.LittleEndian.AppendUint32(append(dst, e.tag...), v)
+	return binary.LittleEndian.AppendUint32(pbTag(dst, e.tag), v)
 }
 
 func (e *pbFloat16Encoder) appendValue(dst []byte, i int) []byte {
@@ -259,7 +268,7 @@ func (e *pbFixed64Encoder) appendField(dst []byte, i int) []byte {
 	if v == 0 && e.implicit {
 		return dst
 	}
-	return binary.LittleEndian.AppendUint64(append(dst, e.tag...), v)
+	return binary.LittleEndian.AppendUint64(pbTag(dst, e.tag), v)
 }
 
 func (e *pbFixed64Encoder) appendValue(dst []byte, i int) []byte {
@@ -292,7 +301,7 @@ func (e *pbStringEncoder[O]) appendField(dst []byte, i int) []byte {
 	if len(v) == 0 && e.implicit {
 		return dst
 	}
-	return e.appendBytes(append(dst, e.tag...), v)
+	return e.appendBytes(pbTag(dst, e.tag), v)
 }
 
 func (e *pbStringEncoder[O]) appendValue(dst []byte, i int) []byte {
@@ -343,7 +352,7 @@ func (e *pbViewEncoder) appendField(dst []byte, i int) []byte {
 	if len(v) == 0 && e.implicit {
 		return dst
 	}
-	return e.appendBytes(append(dst, e.tag...), v)
+	return e.appendBytes(pbTag(dst, e.tag), v)
 }
 
 func (e *pbViewEncoder) appendValue(dst []byte, i int) []byte {
@@ -377,7 +386,7 @@ func (e *pbFixedBinaryEncoder) appendField(dst []byte, i int) []byte {
 	if e.null(i) || (e.width == 0 && e.implicit) {
 		return dst
 	}
-	return e.appendValue(append(dst, e.tag...), i)
+	return e.appendValue(pbTag(dst, e.tag), i)
 }
 
 func (e *pbFixedBinaryEncoder) appendValue(dst []byte, i int) []byte {
@@ -404,7 +413,7 @@ func (e *pbDecimalEncoder) appendField(dst []byte, i int) []byte {
 	if e.null(i) {
 		return dst // the text of a value is never empty: no zero to skip
 	}
-	return e.appendValue(append(dst, e.tag...), i)
+	return e.appendValue(pbTag(dst, e.tag), i)
 }
 
 func (e *pbDecimalEncoder) appendValue(dst []byte, i int) []byte {
@@ -443,7 +452,7 @@ func (e *pbTimeEncoder) appendField(dst []byte, i int) []byte {
 	if e.null(i) {
 		return dst
 	}
-	return e.appendValue(append(dst, e.tag...), i)
+	return e.appendValue(pbTag(dst, e.tag), i)
 }
 
 func (e *pbTimeEncoder) appendValue(dst []byte, i int) []byte {
@@ -458,19 +467,14 @@ func (e *pbTimeEncoder) appendValue(dst []byte, i int) []byte {
 		sec, frac = floorDivMod(v, e.perSec)
 	}
 	nanos := frac * e.nanos
-	n := 0
-	if sec != 0 {
-		n += 1 + protowire.SizeVarint(uint64(sec))
-	}
-	if nanos != 0 {
-		n += 1 + protowire.SizeVarint(uint64(nanos))
-	}
-	dst = append(dst, byte(n)) // at most 2 + 10 + 10 bytes
+	at := len(dst)
+	dst = append(dst, 0) // the length: at most 2 + 10 + 10 bytes
 	if sec != 0 {
 		dst = protowire.AppendVarint(append(dst, 0x08), uint64(sec)) // field 1, varint
 	}
 	if nanos != 0 {
 		dst = protowire.AppendVarint(append(dst, 0x10), uint64(nanos)) // field 2, varint
 	}
+	dst[at] = byte(len(dst) - at - 1)
 	return dst
 }
