@@ -21,6 +21,7 @@ type pbField struct {
 }
 
 func (f *pbField) setField(tag []byte, implicit bool) { f.tag, f.implicit = tag, implicit }
+func (f *pbField) isNull(i int) bool                  { return f.null(i) }
 
 // pbTag appends a field's tag: one byte for fields 1 to 15, without a
 // call to copy.
@@ -30,7 +31,6 @@ func pbTag(dst, tag []byte) []byte {
 	}
 	return append(dst, tag...)
 }
-func (f *pbField) isNull(i int) bool                  { return f.null(i) }
 
 // pbOpen reserves one byte for the length of what follows; pbClose writes
 // it, moving what follows when the length needs more than one byte.
