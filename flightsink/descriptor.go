@@ -42,6 +42,12 @@ const (
 	FormatRawString Format = "raw_string"
 	// FormatRawBytes writes one binary column's bytes as the value.
 	FormatRawBytes Format = "raw_bytes"
+	// FormatProtobuf writes each row as a proto3 message (Confluent wire
+	// format with a schema registry).
+	FormatProtobuf Format = "protobuf"
+	// FormatJSONSchema writes FormatJSON's objects with a JSON Schema
+	// registered and the Confluent wire format header.
+	FormatJSONSchema Format = "json_schema"
 )
 
 // Descriptor is what a DoPut's FlightDescriptor asks for, validated.
@@ -61,7 +67,10 @@ type Descriptor struct {
 	ValueFields       []string           // the value's columns (default: all)
 	ExcludeFields     []string           // columns left out of the value
 	ValueField        string             // raw formats: the value column
-	Subject           string             // avro: the registry subject (default <topic>-value)
+	Subject           string             // registry formats: the value's subject (default: by SubjectStrategy)
+	SubjectStrategy   string             // subject_name_strategy: topic, record, topic_record ("": topic)
+	KeyFields         []string           // columns of a record key (excludes KeyField)
+	KeyFormat         string             // key_format: string, json, avro, protobuf, json_schema ("": string)
 	TombstoneField    string             // boolean column: true writes a null value
 	HeadersField      string             // map or list-of-struct column of record headers
 	Headers           map[string]string  // headers on every record
@@ -92,6 +101,7 @@ func writerNeedsExactlyOnce(d Delivery) error {
 func (d *Descriptor) recordOptions() *sinkapi.RecordOptions {
 	return &sinkapi.RecordOptions{Topic: d.Topic, Format: sinkapi.Format(d.Format), JSON: d.JSON, JSONIncludeSchema: d.JSONIncludeSchema,
 		ValueFields: d.ValueFields, ExcludeFields: d.ExcludeFields, ValueField: d.ValueField, Subject: d.Subject,
+		SubjectStrategy: sinkapi.SubjectStrategy(d.SubjectStrategy), KeyFields: d.KeyFields, KeyFormat: sinkapi.KeyFormat(d.KeyFormat),
 		KeyField: d.KeyField, TimestampField: d.TimestampField, TombstoneField: d.TombstoneField, HeadersField: d.HeadersField,
 		Headers: d.Headers, ProvenanceHeaders: d.ProvenanceHeaders, PartitionField: d.PartitionField, TopicField: d.TopicField,
 		WriterID: d.WriterID, OnBadRow: d.OnBadRow}
@@ -114,6 +124,9 @@ type rawDescriptor struct {
 	ExcludeFields     []string          `json:"exclude_fields"`
 	ValueField        *string           `json:"value_field"`
 	Subject           *string           `json:"subject"`
+	SubjectStrategy   *string           `json:"subject_name_strategy"`
+	KeyFields         []string          `json:"key_fields"`
+	KeyFormat         *string           `json:"key_format"`
 	TombstoneField    *string           `json:"tombstone_field"`
 	HeadersField      *string           `json:"headers_field"`
 	Headers           map[string]string `json:"headers"`
@@ -214,10 +227,10 @@ func parseCommand(cmd []byte, d *Descriptor) (*Descriptor, error) {
 	}
 	if raw.Format != nil {
 		switch v := Format(*raw.Format); v {
-		case FormatJSON, FormatAvro, FormatRawString, FormatRawBytes:
+		case FormatJSON, FormatAvro, FormatProtobuf, FormatJSONSchema, FormatRawString, FormatRawBytes:
 			d.Format = v
 		default:
-			return nil, badDescriptor(fmt.Sprintf(`cmd: key "format": %q is not supported (supported: "json", "avro", "raw_string", "raw_bytes")`, clip(*raw.Format)))
+			return nil, badDescriptor(fmt.Sprintf(`cmd: key "format": %q is not supported (supported: "json", "avro", "protobuf", "json_schema", "raw_string", "raw_bytes")`, clip(*raw.Format)))
 		}
 	}
 	if raw.WriterID != nil {
@@ -258,7 +271,7 @@ func describeJSONError(err error) string {
 		return fmt.Sprintf("unknown key %q", clip(key)) +
 			` (known keys: topic, key_field, timestamp_field, delivery, writer_id, format, commit_on_close, ` +
 			`json.timestamp_format, json.decimal, json.include_schema, value_fields, exclude_fields, value_field, subject, ` +
-			`tombstone_field, headers_field, headers, provenance_headers, partition_field, topic_field, ` +
+			`subject_name_strategy, key_fields, key_format, tombstone_field, headers_field, headers, provenance_headers, partition_field, topic_field, ` +
 			`on_bad_row, dead_letter_topic, max_bad_rows, report_offsets)`
 	case err.Error() == "EOF":
 		return "empty; expected a JSON object such as {\"topic\":\"orders\"}"
@@ -323,14 +336,17 @@ func parseFormatOptions(raw *rawDescriptor, d *Descriptor) error {
 	if raw.IncludeSchema != nil {
 		d.JSONIncludeSchema = *raw.IncludeSchema
 	}
-	if d.Format != FormatJSON && (raw.TimestampFormat != nil || raw.Decimal != nil || d.JSONIncludeSchema) {
-		return badDescriptor(fmt.Sprintf(`cmd: the "json.*" keys apply to "format":"json", not %q`, d.Format))
+	if d.Format == FormatJSONSchema && d.JSONIncludeSchema {
+		return badDescriptor(`cmd: key "json.include_schema" cannot be combined with "format":"json_schema" (its schema is in the registry)`)
+	}
+	if d.Format != FormatJSON && d.Format != FormatJSONSchema && (raw.TimestampFormat != nil || raw.Decimal != nil || d.JSONIncludeSchema) {
+		return badDescriptor(fmt.Sprintf(`cmd: the "json.*" keys apply to "format":"json" and "json_schema", not %q`, d.Format))
 	}
 	if d.ValueField != "" && d.Format != FormatRawString && d.Format != FormatRawBytes {
 		return badDescriptor(`cmd: key "value_field" applies to the raw_string and raw_bytes formats; use "value_fields" to choose columns`)
 	}
-	if d.Subject != "" && d.Format != FormatAvro {
-		return badDescriptor(`cmd: key "subject" applies to "format":"avro"`)
+	if err := parseKeyOptions(raw, d); err != nil {
+		return err
 	}
 	d.ValueFields, d.ExcludeFields = raw.ValueFields, raw.ExcludeFields
 	if len(d.ValueFields) > 0 && len(d.ExcludeFields) > 0 {
@@ -393,6 +409,63 @@ func parseBadRowOptions(raw *rawDescriptor, d *Descriptor) error {
 			return badDescriptor(fmt.Sprintf(`cmd: key "max_bad_rows": %v must be a count (an integer >= 1) or a fraction of the rows (0 < f < 1)`, v))
 		}
 		d.MaxBadRows = v
+	}
+	return nil
+}
+
+// registryFormat reports whether a value or key format registers a schema.
+func registryFormat(f string) bool {
+	switch Format(f) {
+	case FormatAvro, FormatProtobuf, FormatJSONSchema:
+		return true
+	}
+	return false
+}
+
+// parseKeyOptions checks the keys of record keys and registry subjects:
+// key_fields, key_format, subject, subject_name_strategy.
+func parseKeyOptions(raw *rawDescriptor, d *Descriptor) error {
+	if raw.KeyFields != nil {
+		if len(raw.KeyFields) == 0 {
+			return badDescriptor(`cmd: key "key_fields" is empty; leave it out for records without a key`)
+		}
+		if d.KeyField != "" {
+			return badDescriptor(`cmd: keys "key_field" and "key_fields" exclude each other; give one`)
+		}
+		for _, name := range raw.KeyFields {
+			if name == "" {
+				return badDescriptor(`cmd: key "key_fields" names an empty column`)
+			}
+		}
+		d.KeyFields = raw.KeyFields
+	}
+	if raw.KeyFormat != nil {
+		switch sinkapi.KeyFormat(*raw.KeyFormat) {
+		case sinkapi.KeyString, sinkapi.KeyJSON, sinkapi.KeyAvro, sinkapi.KeyProtobuf, sinkapi.KeyJSONSchema:
+			d.KeyFormat = *raw.KeyFormat
+		default:
+			return badDescriptor(fmt.Sprintf(`cmd: key "key_format": %q is not one of "string", "json", "avro", "protobuf", "json_schema"`, clip(*raw.KeyFormat)))
+		}
+		if d.KeyField == "" && len(d.KeyFields) == 0 {
+			return badDescriptor(`cmd: key "key_format" needs the key's columns: "key_field" or "key_fields"`)
+		}
+	}
+	if len(d.KeyFields) > 0 && (d.KeyFormat == "" || d.KeyFormat == string(sinkapi.KeyString)) {
+		return badDescriptor(`cmd: key "key_fields" makes a record key: set "key_format" to "avro", "protobuf", "json_schema" or "json"`)
+	}
+	if d.Subject != "" && !registryFormat(string(d.Format)) {
+		return badDescriptor(`cmd: key "subject" applies to the formats with a registry schema: "avro", "protobuf", "json_schema"`)
+	}
+	if raw.SubjectStrategy != nil {
+		switch sinkapi.SubjectStrategy(*raw.SubjectStrategy) {
+		case sinkapi.SubjectTopic, sinkapi.SubjectRecord, sinkapi.SubjectTopicRecord:
+			d.SubjectStrategy = *raw.SubjectStrategy
+		default:
+			return badDescriptor(fmt.Sprintf(`cmd: key "subject_name_strategy": %q is not one of "topic", "record", "topic_record"`, clip(*raw.SubjectStrategy)))
+		}
+		if !registryFormat(string(d.Format)) && !registryFormat(d.KeyFormat) {
+			return badDescriptor(`cmd: key "subject_name_strategy" applies to the formats with a registry schema ("avro", "protobuf", "json_schema" as "format" or "key_format")`)
+		}
 	}
 	return nil
 }

@@ -100,7 +100,7 @@ var Reasons = []ReasonInfo{
 	row(ReasonStaleCheckpoint, codes.FailedPrecondition, false, "the checkpoint is already committed", "resume from `ready`"),
 	row(ReasonCheckpointGap, codes.FailedPrecondition, false, "a named writer skipped a checkpoint number", "fix the client"),
 	row(ReasonWriterTopic, codes.FailedPrecondition, false, "the writer was reopened on another topic", "use another `writer_id`"),
-	row(ReasonSchemaRejected, codes.FailedPrecondition, false, "the schema registry refused the stream's Avro schema (incompatible with the subject's versions)", "fix the schema or the subject's compatibility"),
+	row(ReasonSchemaRejected, codes.FailedPrecondition, false, "the schema registry refused the stream's value or key schema (Avro, protobuf or JSON Schema; incompatible with the subject's versions)", "fix the schema or the subject's compatibility"),
 	row(ReasonForbidden, codes.PermissionDenied, false, "the principal may not write to the topic or use the delivery mode", "ask for the permission"),
 	row(ReasonReservedTopic, codes.PermissionDenied, false, "the topic is `kafka.progress_topic`, another topic the server owns, or a Kafka internal topic (`__…`): nobody may write to it", "write to another topic"),
 	row(ReasonAuthRateLimited, codes.ResourceExhausted, false, "this peer failed to authenticate `auth.max_failures` times; its attempts are refused unchecked until failures age out (`auth.failure_window`); the message says when", "wait, then retry with valid credentials"),

@@ -164,6 +164,9 @@ func (st *stream) run() (err error) {
 	if schema := st.plan.AvroSchema(); schema != "" && !st.plan.Registered() {
 		ev = ev.RawJSON("avro_schema", []byte(schema)) // bare datums: how a consumer gets the schema
 	}
+	if schema := st.plan.ProtoSchema(); schema != "" && !st.plan.Registered() {
+		ev = ev.Str("proto_schema", schema)
+	}
 	ev.Bool("flight_sql_ingest", st.ingest != nil).Str("delivery", string(st.delivery)).Int64("resumed_checkpoint", st.resumedCheckpoint).
 		Int64("resumed_rows", st.resumedRows).Msg("stream open")
 	return st.loop(src)

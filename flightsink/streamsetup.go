@@ -119,7 +119,7 @@ func (st *stream) register() sinkapi.RegisterFunc {
 	if reg == nil {
 		return nil
 	}
-	return func(subject, schema string) (int, error) {
+	return func(subject string, schema sinkapi.Schema) (int, error) {
 		id, err := reg.Register(st.ctx, subject, schema)
 		if errors.Is(err, sinkapi.ErrSchemaRejected) {
 			return 0, &Error{Code: codes.FailedPrecondition, Reason: ReasonSchemaRejected, Msg: err.Error(), Err: err}

@@ -80,7 +80,8 @@ type Config struct {
 	TLS TLSConfig `yaml:"tls"`
 	// SASL authentication to the brokers.
 	SASL SASLConfig `yaml:"sasl"`
-	// SchemaRegistry is where "format":"avro" streams register their schemas.
+	// SchemaRegistry is where streams in the formats avro, protobuf and
+	// json_schema (values or keys) register their schemas.
 	SchemaRegistry RegistryConfig `yaml:"schema_registry"`
 }
 

@@ -21,7 +21,6 @@ import (
 	"github.com/flightsink/flightsink/internal/secret"
 )
 
-
 // AuthError is a failed SASL authentication to Kafka. Refused means a
 // broker answered and refused the credentials; otherwise flightsink could
 // not obtain them (a secret file, the token endpoint, the AWS credential

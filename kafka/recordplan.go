@@ -43,15 +43,16 @@ type Plan struct {
 	info   TopicInfo             // the descriptor's topic
 	topics map[string]topicEntry // the stream's topic and those topic_field names, resolved
 
-	value      rowEncoder  // JSON or Avro; nil for raw formats
-	envelope   []byte      // json.include_schema: `{"schema":…,"payload":`
-	raw        *encode.Key // raw_string / raw_bytes: the value column
-	proj       []int       // value_fields / exclude_fields: the value's columns
-	projSch    *arrow.Schema
-	prefix     []byte // Confluent wire format header (magic byte, schema id) for Avro with a registry
-	avroSchema string // format avro: the writer schema (logged when there is no registry)
-	key        *encode.Key
-	ts         *encode.Timestamp
+	value       rowEncoder  // JSON, Avro, protobuf; nil for raw formats
+	envelope    []byte      // json.include_schema: `{"schema":…,"payload":`
+	raw         *encode.Key // raw_string / raw_bytes: the value column
+	proj        []int       // value_fields / exclude_fields: the value's columns
+	projSch     *arrow.Schema
+	prefix      []byte     // Confluent wire format header (magic byte, schema id, protobuf's message index) with a registry
+	avroSchema  string     // format avro: the writer schema (logged when there is no registry)
+	protoSchema string     // format protobuf: the .proto (logged when there is no registry)
+	key         keyEncoder // key_field / key_fields in key_format
+	ts          *encode.Timestamp
 
 	tombCol, partCol, topicCol, hdrCol int // -1 when not used
 	staticHeaders                      []kgo.RecordHeader
@@ -95,8 +96,8 @@ type hdrRef struct {
 func NewPlan(schema *arrow.Schema, d *RecordOptions, info TopicInfo, register RegisterFunc) (*Plan, error) {
 	p := &Plan{d: d, info: info, topics: map[string]topicEntry{d.Topic: {name: d.Topic, info: info}},
 		bytesPerRow: 64, chunkBytes: defaultChunkBytes, tombCol: -1, partCol: -1, topicCol: -1, hdrCol: -1, intern: map[string]string{}}
-	if info.Compacted && d.KeyField == "" {
-		return nil, optionError(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field"`, d.Topic))
+	if info.Compacted && d.KeyField == "" && len(d.KeyFields) == 0 {
+		return nil, optionError(fmt.Sprintf(`topic %q is compacted (cleanup.policy=compact): every record needs a key; set "key_field" or "key_fields"`, d.Topic))
 	}
 	var err error
 	valueSchema := schema
@@ -120,27 +121,23 @@ func NewPlan(schema *arrow.Schema, d *RecordOptions, info TopicInfo, register Re
 			}
 			p.envelope = append(append([]byte(`{"schema":`), sch...), `,"payload":`...)
 		}
-	case FormatAvro:
-		avro, err := encode.NewAvro(valueSchema)
+	case FormatAvro, FormatProtobuf, FormatJSONSchema:
+		if d.Format == FormatJSONSchema && register == nil {
+			return nil, optionError(`format "json_schema" needs a schema registry (kafka.schema_registry.url); without one use "json"`)
+		}
+		sf, err := newSchemaFormat(d.Format, valueSchema, valueRecord(d.Topic), false, d.JSON)
 		if err != nil {
 			return nil, schemaError("", err)
 		}
-		p.value = avro
-		schemaText, err := encode.AvroSchema(valueSchema, avroName(d.Topic), "flightsink")
-		if err != nil {
-			return nil, schemaError("", err)
+		p.value = sf.enc
+		switch d.Format {
+		case FormatAvro:
+			p.avroSchema = sf.schema.Text
+		case FormatProtobuf:
+			p.protoSchema = sf.schema.Text
 		}
-		p.avroSchema = schemaText
-		if register != nil {
-			subject := d.Subject
-			if subject == "" {
-				subject = d.Topic + "-value" // TopicNameStrategy
-			}
-			id, err := register(subject, schemaText)
-			if err != nil {
-				return nil, err
-			}
-			p.prefix = WirePrefix(id)
+		if p.prefix, err = sf.register(subjectName(d, valueRecord(d.Topic), false), register); err != nil {
+			return nil, err
 		}
 	case FormatRawString, FormatRawBytes:
 		col := d.ValueField
@@ -157,10 +154,21 @@ func NewPlan(schema *arrow.Schema, d *RecordOptions, info TopicInfo, register Re
 			return nil, schemaError("value_field", err)
 		}
 	}
-	if d.KeyField != "" {
-		if p.key, err = encode.NewKey(schema, d.KeyField); err != nil {
+	switch {
+	case d.KeyField != "" && len(d.KeyFields) > 0:
+		return nil, optionError(`keys "key_field" and "key_fields" exclude each other; give one`)
+	case len(d.KeyFields) > 0 && (d.KeyFormat == "" || d.KeyFormat == KeyString):
+		return nil, optionError(`key "key_fields" makes a record key: set "key_format" to "avro", "protobuf", "json_schema" or "json"`)
+	case len(d.KeyFields) > 0 || (d.KeyField != "" && d.KeyFormat != "" && d.KeyFormat != KeyString):
+		if p.key, err = newRecordKey(schema, d, register); err != nil {
+			return nil, err
+		}
+	case d.KeyField != "":
+		k, err := encode.NewKey(schema, d.KeyField)
+		if err != nil {
 			return nil, schemaError("key_field", err)
 		}
+		p.key = stringKey{k}
 	}
 	if d.TimestampField != "" {
 		if p.ts, err = encode.NewTimestamp(schema, d.TimestampField); err != nil {
@@ -199,6 +207,9 @@ func NewPlan(schema *arrow.Schema, d *RecordOptions, info TopicInfo, register Re
 	return p, nil
 }
 
+// ProtoSchema is the .proto of format protobuf's values, "" otherwise.
+func (p *Plan) ProtoSchema() string { return p.protoSchema }
+
 // recordColumns are the columns whose values go into a record: the value's
 // (all, the projection, or the raw value column), the key and the headers.
 func recordColumns(schema *arrow.Schema, p *Plan) []int {
@@ -223,6 +234,9 @@ func recordColumns(schema *arrow.Schema, p *Plan) []int {
 		}
 	}
 	byName(p.d.KeyField)
+	for _, name := range p.d.KeyFields {
+		byName(name)
+	}
 	if p.hdrCol >= 0 {
 		cols = append(cols, p.hdrCol)
 	}
@@ -267,7 +281,9 @@ func (p *Plan) Bind(rec arrow.RecordBatch) error {
 		p.raw.Bind(rec)
 	}
 	if p.key != nil {
-		p.key.Bind(rec)
+		if err := p.key.Bind(rec); err != nil {
+			return &BindError{Err: err}
+		}
 	}
 	if p.ts != nil {
 		p.ts.Bind(rec)

@@ -38,13 +38,20 @@ func BenchmarkFormats(b *testing.B) {
 	defer rec.Release()
 	info := TopicInfo{Topic: "t", Partitions: 6, MaxMessageBytes: 1 << 20,
 		TimestampBeforeMax: 1<<63 - 1, TimestampAfterMax: 1<<63 - 1}
-	for _, format := range []Format{FormatJSON, FormatAvro, FormatRawString} {
+	registry := func(string, Schema) (int, error) { return 1, nil }
+	for _, format := range []Format{FormatJSON, FormatAvro, FormatRawString, FormatProtobuf, FormatJSONSchema, "avro+avro_key"} {
 		b.Run(string(format), func(b *testing.B) {
 			d := &RecordOptions{Topic: "t", Format: format, KeyField: "user", TimestampField: "ts"}
-			if format == FormatRawString {
+			var register RegisterFunc
+			switch format {
+			case FormatRawString:
 				d.ValueField = "user"
+			case FormatJSONSchema: // needs a registry: a fake one, the wire format header costs nothing per row
+				register = registry
+			case "avro+avro_key": // a record key of two columns in the Confluent wire format
+				d.Format, d.KeyField, d.KeyFields, d.KeyFormat, register = FormatAvro, "", []string{"user", "id"}, KeyAvro, registry
 			}
-			p, err := NewPlan(schema, d, info, nil)
+			p, err := NewPlan(schema, d, info, register)
 			if err != nil {
 				b.Fatal(err)
 			}

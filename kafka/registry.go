@@ -21,12 +21,17 @@ type RegistryConfig struct {
 	Password secret.Secret `yaml:"password"`
 }
 
-// Registry registers value schemas and caches their ids.
+// Registry registers value and key schemas and caches their ids.
 type Registry struct {
 	cl *sr.Client
 
 	mu  sync.Mutex
-	ids map[[2]string]int // (subject, schema) → id
+	ids map[registryKey]int
+}
+
+type registryKey struct {
+	subject string
+	schema  Schema
 }
 
 func newRegistry(c RegistryConfig) (*Registry, error) {
@@ -45,25 +50,32 @@ func newRegistry(c RegistryConfig) (*Registry, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kafka.schema_registry.url: %w", err)
 	}
-	return &Registry{cl: cl, ids: map[[2]string]int{}}, nil
+	return &Registry{cl: cl, ids: map[registryKey]int{}}, nil
 }
 
 // Registry returns the sink's schema registry, nil when none is configured.
 func (s *Sink) Registry() *Registry { return s.registry }
 
-// Register registers an Avro schema under subject (a no-op when the
-// registry already has it) and returns its id. A refused schema wraps
+// Register registers a schema under subject (a no-op when the registry
+// already has it) and returns its id. A refused schema wraps
 // ErrSchemaRejected with the registry's answer; an unreachable registry
 // wraps ErrUnavailable.
-func (r *Registry) Register(ctx context.Context, subject, schema string) (int, error) {
-	key := [2]string{subject, schema}
+func (r *Registry) Register(ctx context.Context, subject string, schema Schema) (int, error) {
+	key := registryKey{subject, schema}
 	r.mu.Lock()
 	id, ok := r.ids[key]
 	r.mu.Unlock()
 	if ok {
 		return id, nil
 	}
-	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: schema, Type: sr.TypeAvro})
+	typ := sr.TypeAvro
+	switch schema.Type {
+	case SchemaProtobuf:
+		typ = sr.TypeProtobuf
+	case SchemaJSON:
+		typ = sr.TypeJSON
+	}
+	ss, err := r.cl.CreateSchema(ctx, subject, sr.Schema{Schema: schema.Text, Type: typ})
 	if err != nil {
 		var re *sr.ResponseError
 		if errors.As(err, &re) {
@@ -82,5 +94,14 @@ func (r *Registry) Register(ctx context.Context, subject, schema string) (int, e
 func WirePrefix(id int) []byte {
 	b := make([]byte, 5)
 	binary.BigEndian.PutUint32(b[1:], uint32(id))
+	return b
+}
+
+// ProtobufWirePrefix is the Confluent wire format header of a protobuf
+// message: WirePrefix, then the message-index array of the file's first
+// top-level message (written as its one-byte shortcut, 0), as franz-go's
+// sr.ConfluentHeader writes it.
+func ProtobufWirePrefix(id int) []byte {
+	b, _ := new(sr.ConfluentHeader).AppendEncode(nil, id, []int{0}) // its error is always nil
 	return b
 }

@@ -17,14 +17,34 @@ type (
 	BindError       = sinkapi.BindError
 	RegisterFunc    = sinkapi.RegisterFunc
 	UnresolvedTopic = sinkapi.UnresolvedTopic
+	KeyFormat       = sinkapi.KeyFormat
+	SubjectStrategy = sinkapi.SubjectStrategy
+	SchemaType      = sinkapi.SchemaType
+	Schema          = sinkapi.Schema
 )
 
 // The record value formats.
 const (
-	FormatJSON      = sinkapi.FormatJSON
-	FormatAvro      = sinkapi.FormatAvro
-	FormatRawString = sinkapi.FormatRawString
-	FormatRawBytes  = sinkapi.FormatRawBytes
+	FormatJSON       = sinkapi.FormatJSON
+	FormatAvro       = sinkapi.FormatAvro
+	FormatRawString  = sinkapi.FormatRawString
+	FormatRawBytes   = sinkapi.FormatRawBytes
+	FormatProtobuf   = sinkapi.FormatProtobuf
+	FormatJSONSchema = sinkapi.FormatJSONSchema
+
+	KeyString     = sinkapi.KeyString
+	KeyJSON       = sinkapi.KeyJSON
+	KeyAvro       = sinkapi.KeyAvro
+	KeyProtobuf   = sinkapi.KeyProtobuf
+	KeyJSONSchema = sinkapi.KeyJSONSchema
+
+	SubjectTopic       = sinkapi.SubjectTopic
+	SubjectRecord      = sinkapi.SubjectRecord
+	SubjectTopicRecord = sinkapi.SubjectTopicRecord
+
+	SchemaAvro     = sinkapi.SchemaAvro
+	SchemaProtobuf = sinkapi.SchemaProtobuf
+	SchemaJSON     = sinkapi.SchemaJSON
 )
 
 // The errors a stream reports (see sinkapi).

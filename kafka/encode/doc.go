@@ -1,7 +1,10 @@
 // Package encode turns rows of Arrow record batches into Kafka record parts:
 // JSON values ([JSON], with Kafka Connect's schema envelope from
-// [ConnectSchema]), Avro values ([Avro], with their schema from
-// [AvroSchema]), keys and raw values ([Key]) and timestamps ([Timestamp]).
+// [ConnectSchema] or a JSON Schema from [JSONSchema]), Avro values ([Avro],
+// with their schema from [AvroSchema]), protobuf values ([Protobuf], which
+// derives its .proto), keys and raw values ([Key]), bare column values for
+// keys with a schema ([JSONValue], [NewAvroValue]) and timestamps
+// ([Timestamp]).
 //
 // Everything here sits on the per-row hot path, so the work is split in
 // three phases. Encoders are built once per stream from the schema (type

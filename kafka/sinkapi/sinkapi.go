@@ -98,6 +98,35 @@ const (
 	FormatAvro      Format = "avro"       // an Avro datum per row (Confluent wire format with a registry)
 	FormatRawString Format = "raw_string" // one utf8 column's bytes
 	FormatRawBytes  Format = "raw_bytes"  // one binary column's bytes
+	// FormatProtobuf is a proto3 message per row (Confluent wire format,
+	// message index included, with a registry).
+	FormatProtobuf Format = "protobuf"
+	// FormatJSONSchema is the JSON object of FormatJSON with a JSON Schema
+	// registered and the Confluent wire format header (needs a registry).
+	FormatJSONSchema Format = "json_schema"
+)
+
+// KeyFormat is how the key columns become a record key.
+type KeyFormat string
+
+// The formats of record keys.
+const (
+	KeyString     KeyFormat = "string"      // the key_field column's bytes or decimal text (the default)
+	KeyJSON       KeyFormat = "json"        // JSON: the key_field value, or an object of the key_fields
+	KeyAvro       KeyFormat = "avro"        // an Avro datum (Confluent wire format with a registry)
+	KeyProtobuf   KeyFormat = "protobuf"    // a proto3 message of the key columns (wire format with a registry)
+	KeyJSONSchema KeyFormat = "json_schema" // KeyJSON with a JSON Schema registered and the wire format header
+)
+
+// SubjectStrategy names the registry subject a schema is registered under,
+// as the Confluent serializers' subject.name.strategy does.
+type SubjectStrategy string
+
+// The subject naming strategies.
+const (
+	SubjectTopic       SubjectStrategy = "topic"        // <topic>-value, <topic>-key (TopicNameStrategy, the default)
+	SubjectRecord      SubjectStrategy = "record"       // the record's full name (RecordNameStrategy)
+	SubjectTopicRecord SubjectStrategy = "topic_record" // <topic>-<full name> (TopicRecordNameStrategy)
 )
 
 // RecordOptions are a stream's choices of what each record looks like: the
@@ -110,8 +139,11 @@ type RecordOptions struct {
 	ValueFields       []string           // the value's columns (default: all)
 	ExcludeFields     []string           // columns left out of the value
 	ValueField        string             // raw formats: the value column
-	Subject           string             // avro: the registry subject (default <topic>-value)
+	Subject           string             // registry formats: the value's subject (wins over SubjectStrategy)
+	SubjectStrategy   SubjectStrategy    // how value and key subjects are named ("": topic)
 	KeyField          string             // the record key's column
+	KeyFields         []string           // the record key's columns, as one record (excludes KeyField)
+	KeyFormat         KeyFormat          // how the key columns become a key ("": string)
 	TimestampField    string             // the record timestamp's column
 	TombstoneField    string             // boolean column: true writes a null value
 	HeadersField      string             // map or list-of-struct column of record headers
@@ -180,9 +212,29 @@ type BindError struct{ Err error }
 func (e *BindError) Error() string { return e.Err.Error() }
 func (e *BindError) Unwrap() error { return e.Err }
 
-// RegisterFunc registers a value schema under a subject and returns its
-// id (a schema registry); its error is returned as it is.
-type RegisterFunc func(subject, schema string) (int, error)
+// RegisterFunc registers a value or key schema under a subject and
+// returns its id (a schema registry); its error is returned as it is.
+type RegisterFunc func(subject string, schema Schema) (int, error)
+
+// SchemaType is the kind of a registered schema, as the registry's
+// schemaType names it.
+type SchemaType string
+
+// The schema types flightsink registers.
+const (
+	SchemaAvro     SchemaType = "AVRO"
+	SchemaProtobuf SchemaType = "PROTOBUF"
+	SchemaJSON     SchemaType = "JSON"
+)
+
+// Schema is a schema to register: its type and its text (Avro JSON, a
+// .proto file, a JSON Schema). The derived .proto files import only
+// well-known types (google/protobuf/*.proto), which registries resolve
+// without references.
+type Schema struct {
+	Type SchemaType
+	Text string
+}
 
 // UnresolvedTopic is a topic_field topic a Plan has not been given yet;
 // Row is the first row of the bound batch that names it.
@@ -226,6 +278,8 @@ type Plan interface {
 	Encode(rows, from int, firstRow, checkpoint int64, now time.Time) (c Chunk, next int, err error)
 	// AvroSchema is the Avro writer schema of format avro, "" otherwise.
 	AvroSchema() string
+	// ProtoSchema is the .proto of format protobuf, "" otherwise.
+	ProtoSchema() string
 	// Registered reports whether the values carry a registry's wire format.
 	Registered() bool
 }
@@ -292,7 +346,7 @@ type Opened struct {
 
 // Registry registers schemas with a schema registry.
 type Registry interface {
-	Register(ctx context.Context, subject, schema string) (int, error)
+	Register(ctx context.Context, subject string, schema Schema) (int, error)
 }
 
 // Limits are the Kafka side's settings a stream checks against.
