@@ -153,6 +153,9 @@ func (c *Config) Validate() error {
 	if _, err := c.securityOpts(); err != nil {
 		return err
 	}
+	if _, err := newRegistry(c.SchemaRegistry); err != nil {
+		return err
+	}
 	if c.MaxTransactionRows < 0 {
 		return fmt.Errorf("kafka.max_transaction_rows: %d must not be negative (0: no limit)", c.MaxTransactionRows)
 	}

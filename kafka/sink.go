@@ -16,8 +16,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/flightsink/flightsink/internal/metrics"
 )
 
 // Sink owns flightsink's connections to one Kafka cluster: the shared
@@ -35,8 +33,8 @@ type Sink struct {
 
 	pool     *txnPool
 	progress *progressStore
-	metrics  *metrics.Metrics // nil: none
-	registry *Registry        // nil: no schema registry configured
+	obs      Observer  // metrics; nopObserver until Observe
+	registry *Registry // nil: no schema registry configured
 
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
@@ -79,7 +77,7 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	}
 	extra = append(security, extra...)
 	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra,
-		replica: cfg.Replica}
+		replica: cfg.Replica, obs: nopObserver{}}
 	if s.registry, err = newRegistry(cfg.SchemaRegistry); err != nil {
 		return nil, err
 	}
@@ -171,9 +169,6 @@ func (s *Sink) Prepare(ctx context.Context) error {
 	s.log.Debug().Dur("took", time.Since(start)).Int("ids", s.cfg.MaxExactlyOnceStreams).Msg("re-initialised the transactional-id pool")
 	return nil
 }
-
-// SetMetrics makes the sink's writers report to m (before the first stream).
-func (s *Sink) SetMetrics(m *metrics.Metrics) { s.metrics = m }
 
 // Close releases the replica claim (if any) and closes every client the
 // sink made. Streams must have ended.

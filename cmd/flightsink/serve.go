@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -18,73 +19,97 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/flightsink"
-	"github.com/flightsink/flightsink/internal/config"
 	"github.com/flightsink/flightsink/internal/health"
 	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/kafka"
 )
 
-func serve(args []string) error {
-	started := time.Now()
+// serveFlags are the flags of flightsink serve.
+type serveFlags struct {
+	configPath, listen, brokers, delivery, devAddr string
+	dev, checkConfig                               bool
+}
+
+// serveConfig parses serve's flags and returns the configuration they and
+// the environment make: defaults, then the config file, then FLIGHTSINK_*
+// variables, then flags, then --dev. It is validated: nothing here touches
+// the network, so a bad setting is reported as itself, never as Kafka
+// being unreachable.
+func serveConfig(args, environ []string) (config.Config, serveFlags, error) {
+	var f serveFlags
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configPath := fl.String("config", "", "YAML config file (default ./config.yaml if present, else built-in defaults)")
-	listen := fl.String("listen", "", "Flight listen address HOST:PORT (overrides flight.listen)")
-	brokers := fl.String("brokers", "", "comma-separated Kafka brokers (overrides kafka.brokers)")
-	delivery := fl.String("delivery", "", "default delivery: at_least_once or exactly_once (overrides flight.default_delivery)")
-	dev := fl.Bool("dev", false, "run an embedded in-memory Kafka-compatible broker (nothing is persisted)")
-	devAddr := fl.String("dev-kafka-addr", "127.0.0.1:9092", "address of the embedded broker with --dev")
+	fl.StringVar(&f.configPath, "config", "", "YAML config file (default ./config.yaml if present, else built-in defaults)")
+	fl.StringVar(&f.listen, "listen", "", "Flight listen address HOST:PORT (overrides flight.listen)")
+	fl.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka brokers (overrides kafka.brokers)")
+	fl.StringVar(&f.delivery, "delivery", "", "default delivery: at_least_once or exactly_once (overrides flight.default_delivery)")
+	fl.BoolVar(&f.dev, "dev", false, "run an embedded in-memory Kafka-compatible broker (nothing is persisted)")
+	fl.StringVar(&f.devAddr, "dev-kafka-addr", "127.0.0.1:9092", "address of the embedded broker with --dev")
+	fl.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration (file, environment, flags) and exit: 0 if it is valid, 1 with the error; touches no network")
 	if err := fl.Parse(args); err != nil {
-		return err
+		return config.Config{}, f, err
 	}
-	path := *configPath
+	path := f.configPath
 	if path == "" {
 		if _, err := os.Stat("config.yaml"); err == nil {
 			path = "config.yaml"
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return config.Config{}, f, err
 		}
 	}
-	cfg, err := config.Load(path, os.Environ())
+	cfg, err := config.Load(path, environ)
 	if err != nil {
-		return err
+		return cfg, f, err
 	}
-	if *listen != "" {
-		cfg.Flight.Listen = *listen
+	if f.listen != "" {
+		cfg.Flight.Listen = f.listen
 	}
-	if *brokers != "" {
-		cfg.Kafka.Brokers = strings.Split(*brokers, ",")
+	if f.brokers != "" {
+		cfg.Kafka.Brokers = strings.Split(f.brokers, ",")
 	}
-	if *delivery != "" {
-		cfg.Flight.DefaultDelivery = flightsink.Delivery(*delivery)
+	if f.delivery != "" {
+		cfg.Flight.DefaultDelivery = flightsink.Delivery(f.delivery)
 	}
-	log, err := newLogger(cfg.Log)
-	if err != nil {
-		return err
+	if f.dev {
+		if _, err := devPort(f.devAddr); err != nil {
+			return cfg, f, err
+		}
+		cfg.Kafka.Brokers = []string{f.devAddr}
+		cfg.Kafka.CreateTopics = true
 	}
+	return cfg, f, cfg.Validate()
+}
 
-	if *dev {
-		cluster, err := startDevKafka(*devAddr)
+func serve(args []string) error {
+	started := time.Now()
+	cfg, flags, err := serveConfig(args, os.Environ())
+	if err != nil {
+		return err
+	}
+	if flags.checkConfig {
+		fmt.Println("flightsink: the configuration is valid")
+		return nil
+	}
+	log := newLogger(cfg.Log)
+	if flags.dev {
+		cluster, err := startDevKafka(flags.devAddr)
 		if err != nil {
 			return err
 		}
 		defer cluster.Close()
 		cfg.Kafka.Brokers = cluster.ListenAddrs()
-		cfg.Kafka.CreateTopics = true
 		log.Warn().Strs("kafka_brokers", cfg.Kafka.Brokers).Msg("DEV MODE: embedded in-memory Kafka-compatible broker; " +
 			"NOTHING IS PERSISTED and topics are created on first use. Use --brokers or a config file for a real cluster.")
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
 
-	sink, err := kafka.NewSink(cfg.Kafka, log)
+	sink, err := kafka.NewSink(cfg.KafkaConfig(), log)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
 	m := metrics.New()
-	sink.SetMetrics(m)
+	sink.Observe(m)
 	// Ready only while Kafka answers and this server holds its replica name.
 	var claim atomic.Pointer[kafka.ReplicaClaim]
 	replica := func() (string, error) {
@@ -172,16 +197,26 @@ func identity(listen string, started time.Time) kafka.ReplicaIdentity {
 	return kafka.ReplicaIdentity{Address: addr, Host: host, PID: os.Getpid(), Started: started}
 }
 
+// devPort checks --dev-kafka-addr and returns its port.
+func devPort(addr string) (int, error) {
+	_, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return 0, fmt.Errorf("--dev-kafka-addr: %q must be host:port: %w", addr, err)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil || p < 0 || p > 65535 {
+		return 0, fmt.Errorf("--dev-kafka-addr: port %q is not a port number", port)
+	}
+	return p, nil
+}
+
 // startDevKafka starts the embedded in-memory broker for --dev.
 func startDevKafka(addr string) (*kfake.Cluster, error) {
-	host, port, err := net.SplitHostPort(addr)
+	p, err := devPort(addr)
 	if err != nil {
-		return nil, fmt.Errorf("--dev-kafka-addr: %w", err)
+		return nil, err
 	}
-	var p int
-	if _, err := fmt.Sscan(port, &p); err != nil {
-		return nil, fmt.Errorf("--dev-kafka-addr: port %q: %w", port, err)
-	}
+	host, port, _ := net.SplitHostPort(addr)
 	cluster, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
 		kfake.Ports(p),
@@ -196,10 +231,11 @@ func startDevKafka(addr string) (*kfake.Cluster, error) {
 	return cluster, nil
 }
 
-func newLogger(c config.Log) (zerolog.Logger, error) {
+// newLogger makes the logger c (validated) describes.
+func newLogger(c config.Log) zerolog.Logger {
 	level, err := zerolog.ParseLevel(c.Level)
 	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("log.level: %w", err)
+		level = zerolog.InfoLevel
 	}
 	var log zerolog.Logger
 	if c.Format == "console" {
@@ -207,5 +243,5 @@ func newLogger(c config.Log) (zerolog.Logger, error) {
 	} else {
 		log = zerolog.New(os.Stderr)
 	}
-	return log.Level(level).With().Timestamp().Logger(), nil
+	return log.Level(level).With().Timestamp().Logger()
 }

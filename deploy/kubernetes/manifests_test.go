@@ -26,8 +26,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/flightsink"
-	"github.com/flightsink/flightsink/internal/config"
 )
 
 const (
@@ -754,7 +754,13 @@ func loadConfigMap(t *testing.T, m *manifests) config.Config {
 	if err != nil {
 		t.Fatalf("ConfigMap config.yaml: %v", err)
 	}
-	if err := cfg.Validate(); err != nil {
+	// Validated as the pod's start-up does, with the TLS Secret's files
+	// (written here) where the StatefulSet mounts them.
+	checked := cfg
+	if checked.Flight.TLSCertFile != "" {
+		checked.Flight.TLSCertFile, checked.Flight.TLSKeyFile = selfSignedFiles(t)
+	}
+	if err := checked.Validate(); err != nil {
 		t.Fatalf("ConfigMap config.yaml: %v", err)
 	}
 	return cfg

@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,8 +11,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/twmb/franz-go/pkg/kerr"
-	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // scrape fetches the exposition text from m.Handler() over HTTP.
@@ -283,27 +279,6 @@ func BenchmarkBatch(b *testing.B) {
 			m.BufferedBytes(50000)
 		}
 	})
-}
-
-func TestErrorCode(t *testing.T) {
-	for _, c := range []struct {
-		err  error
-		want string
-	}{
-		{nil, ""},
-		{kerr.NotEnoughReplicas, "NOT_ENOUGH_REPLICAS"},
-		{fmt.Errorf("produce: %w", kerr.MessageTooLarge), "MESSAGE_TOO_LARGE"},
-		{kgo.ErrRecordTimeout, "timeout"},
-		{context.DeadlineExceeded, "timeout"},
-		{kgo.ErrAborting, "aborting"},
-		{context.Canceled, "canceled"},
-		{kgo.ErrRecordRetries, "retries"},
-		{errors.New("dial tcp: refused"), "other"},
-	} {
-		if got := ErrorCode(c.err); got != c.want {
-			t.Errorf("ErrorCode(%v) = %q, want %q", c.err, got, c.want)
-		}
-	}
 }
 
 // TestReplicaClaimed: the claimed replica name is a label of a gauge that

@@ -23,7 +23,7 @@ import (
 	grpcmd "google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/flightsink/flightsink/internal/config"
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/internal/ipcheader"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )

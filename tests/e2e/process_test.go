@@ -54,15 +54,15 @@ func binary(t *testing.T) string {
 
 // server is a flightsink process.
 type server struct {
-	t    *testing.T
-	addr string
-	args []string
-	env  []string
+	t      *testing.T
+	addr   string
+	args   []string
+	env    []string
 	dataKB int // ulimit -d of the process, 0 for none
-	cmd  *exec.Cmd
-	logs *bytes.Buffer
-	mu   *sync.Mutex
-	done chan struct{}
+	cmd    *exec.Cmd
+	logs   *bytes.Buffer
+	mu     *sync.Mutex
+	done   chan struct{}
 }
 
 // serverConfig is what differs between the processes of a test.

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"reflect"
 	"strconv"
@@ -52,17 +53,23 @@ func Default() Config {
 		Metrics: Metrics{Listen: "127.0.0.1:9464", CheckInterval: 5 * time.Second}}
 }
 
-// Validate checks every section and names the setting at fault.
-func (c *Config) Validate() error {
-	if err := c.Flight.Validate(); err != nil {
+// Validate checks every section, as far as it can without the network:
+// secrets resolve, TLS files load, credentials fit the listener. It names
+// the setting at fault and changes nothing (see KafkaConfig for what is
+// derived). The binary runs it before its first network call, so a bad
+// setting is never reported as Kafka being unavailable.
+func (c Config) Validate() error {
+	if err := flightsink.CheckConfig(c.Flight, c.Auth); err != nil {
 		return err
 	}
-	c.Kafka.MaxExactlyOnceStreams = c.Flight.MaxStreams
-	if err := c.Kafka.Validate(); err != nil {
+	kc := c.KafkaConfig()
+	if err := kc.Validate(); err != nil {
 		return err
 	}
-	if err := c.Auth.Validate(c.Flight); err != nil {
-		return err
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %q must be host:port (or empty: no metrics listener): %v", c.Metrics.Listen, err)
+		}
 	}
 	if c.Metrics.CheckInterval < 100*time.Millisecond {
 		return fmt.Errorf("metrics.check_interval: %v must be at least 100ms", c.Metrics.CheckInterval)
@@ -78,6 +85,15 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("log.format: %q is not one of json, console", c.Log.Format)
 	}
 	return nil
+}
+
+// KafkaConfig is the kafka section with what other sections decide: the
+// exactly-once producer pool has one transactional id per possible stream,
+// flight.max_streams. Pass it, not c.Kafka, to kafka.NewSink.
+func (c Config) KafkaConfig() kafka.Config {
+	k := c.Kafka
+	k.MaxExactlyOnceStreams = c.Flight.MaxStreams
+	return k
 }
 
 // Load reads path over the defaults (a missing file is an error; pass "" for

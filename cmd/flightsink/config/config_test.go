@@ -22,7 +22,7 @@ func writeFile(t *testing.T, body string) string {
 // TestShippedConfigIsTheDefaults: config.yaml documents every setting at
 // its default, so loading it must give exactly Default().
 func TestShippedConfigIsTheDefaults(t *testing.T) {
-	cfg, err := Load("../../config.yaml", nil)
+	cfg, err := Load("../../../config.yaml", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,7 +51,7 @@ func equal(a, b Config) bool {
 func TestFileThenEnvironment(t *testing.T) {
 	p := writeFile(t, "flight:\n  listen: 0.0.0.0:9000\nkafka:\n  brokers: [a:1]\n  linger: 20ms\n")
 	cfg, err := Load(p, []string{"FLIGHTSINK_KAFKA_BROKERS=b:1, c:2", "FLIGHTSINK_KAFKA_CREATE_TOPICS=true",
-		"FLIGHTSINK_FLIGHT_DEFAULT_DELIVERY=at_least_once", "OTHER=x"})
+		"FLIGHTSINK_FLIGHT_DEFAULT_DELIVERY=at_least_once", "FLIGHTSINK_AUTH_ALLOW_ANONYMOUS=true", "OTHER=x"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,5 +111,25 @@ func TestAuthFromEnvironment(t *testing.T) {
 		if _, err := Load("", []string{env}); err == nil || !strings.Contains(err.Error(), name) || !strings.Contains(err.Error(), "config file") {
 			t.Errorf("%s: %v, want an error naming the variable and the config file", env, err)
 		}
+	}
+}
+
+// TestValidateChangesNothing: Validate only checks; what other settings
+// decide (the exactly-once pool from flight.max_streams) is KafkaConfig's.
+func TestValidateChangesNothing(t *testing.T) {
+	cfg := Default()
+	cfg.Flight.MaxStreams = 7
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := cfg.Kafka.MaxExactlyOnceStreams, Default().Kafka.MaxExactlyOnceStreams; got != want {
+		t.Errorf("Validate set kafka's pool size to %d (was %d)", got, want)
+	}
+	if got := cfg.KafkaConfig().MaxExactlyOnceStreams; got != 7 {
+		t.Errorf("KafkaConfig's pool size is %d, want flight.max_streams 7", got)
+	}
+	cfg.Flight.MaxStreams = 200_000
+	if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), "flight.max_streams") {
+		t.Errorf("200000 streams: %v, want an error naming flight.max_streams", err)
 	}
 }
