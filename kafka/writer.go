@@ -176,13 +176,6 @@ func (f *inflight) produceBatch(ctx context.Context, recs []kgo.Record, done fun
 // RecordSize is what a record counts against kafka.max_buffered_bytes.
 func RecordSize(r *kgo.Record) int { return recordSize(r) }
 
-// firstErr returns the first failure of any record so far.
-func (f *inflight) firstErr() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
-
 // waitUntil blocks until ok() holds (checked under the lock), a record
 // failed, ctx ends, or Kafka acknowledged nothing for the timeout.
 func (f *inflight) waitUntil(ctx context.Context, what string, ok func() bool) error {

@@ -25,7 +25,7 @@ type tailRecord struct {
 	Value     json.RawMessage `json:"value"`
 }
 
-func tail(args []string) error {
+func tail(args []string) (err error) {
 	fl := flag.NewFlagSet("tail", flag.ContinueOnError)
 	brokers := fl.String("brokers", "127.0.0.1:9092", "comma-separated Kafka brokers")
 	max := fl.Int("max", 0, "exit after this many records (0: no limit)")
@@ -59,7 +59,11 @@ func tail(args []string) error {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
 	out := bufio.NewWriter(os.Stdout)
-	defer out.Flush()
+	defer func() {
+		if ferr := out.Flush(); err == nil && ferr != nil {
+			err = fmt.Errorf("writing records: %w", ferr)
+		}
+	}()
 	enc := json.NewEncoder(out)
 	seen := 0
 	for {
@@ -95,7 +99,9 @@ func tail(args []string) error {
 		if werr != nil {
 			return werr
 		}
-		out.Flush()
+		if err := out.Flush(); err != nil {
+			return fmt.Errorf("writing records: %w", err)
+		}
 		if *max > 0 && seen >= *max {
 			return nil
 		}
