@@ -4,11 +4,12 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flightsink ./cmd/flightsink
+RUN CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags="-s -w" -o /out/flightsink ./cmd/flightsink
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/flightsink /usr/local/bin/flightsink
-COPY config.yaml /etc/flightsink/config.yaml
+# Listeners on every interface (deploy/docker/config.yaml); the rest at the defaults config.yaml documents.
+COPY deploy/docker/config.yaml /etc/flightsink/config.yaml
 EXPOSE 8815 9464
 ENTRYPOINT ["/usr/local/bin/flightsink"]
 CMD ["serve", "--config", "/etc/flightsink/config.yaml"]

@@ -10,7 +10,9 @@ KAFKA_NAME ?= default
 all: build
 
 build:
-	$(GO) build -o bin/flightsink ./cmd/flightsink
+	@echo "building bin/flightsink (the first build compiles the dependencies: a minute or two)..."
+	$(GO) build -v -buildvcs=auto -o bin/flightsink ./cmd/flightsink
+	@bin/flightsink version
 
 vet:
 	$(GO) vet ./...

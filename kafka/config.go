@@ -35,6 +35,10 @@ type Config struct {
 	// ProduceTimeout is how long a record may wait for Kafka before the
 	// stream fails with Unavailable (also the bound for topic look-ups).
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	// StartupTimeout bounds how long the binary waits at start-up for
+	// Kafka to answer (trying again with backoff, logging each try, while
+	// /readyz reports not ready) before it gives up; 0 tries once.
+	StartupTimeout time.Duration `yaml:"startup_timeout"`
 	// CreateTopics creates a missing topic with the broker's default partition
 	// count and replication factor instead of failing with NotFound.
 	CreateTopics bool `yaml:"create_topics"`
@@ -94,6 +98,7 @@ func DefaultConfig() Config {
 		Compression:             "snappy",
 		MaxBufferedBytes:        64 << 20,
 		ProduceTimeout:          30 * time.Second,
+		StartupTimeout:          2 * time.Minute,
 		CreateTopics:            false,
 		TransactionalIDPrefix:   "flightsink",
 		Replica:                 "0",
@@ -131,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if c.ProduceTimeout < time.Second {
 		return fmt.Errorf("kafka.produce_timeout: %v must be at least 1s", c.ProduceTimeout)
+	}
+	if c.StartupTimeout < 0 {
+		return fmt.Errorf("kafka.startup_timeout: %v must not be negative (0: try once)", c.StartupTimeout)
 	}
 	if c.TransactionalIDPrefix == "" || !ValidIDPart(c.TransactionalIDPrefix) {
 		return fmt.Errorf("kafka.transactional_id_prefix: %q must be non-empty [A-Za-z0-9._-]", c.TransactionalIDPrefix)

@@ -196,7 +196,7 @@ func (s *Sink) Ping(ctx context.Context) error {
 	// ApiVersions goes to a broker every time; a metadata request could be
 	// answered from kgo's cache while every broker is down.
 	if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, s.adminc); err != nil {
-		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %v",
+		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %w",
 			ErrUnavailable, s.cfg.Brokers, s.cfg.ProduceTimeout, err)
 	}
 	return nil

@@ -10,14 +10,10 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kfake"
 
 	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/flightsink"
@@ -28,8 +24,9 @@ import (
 
 // serveFlags are the flags of flightsink serve.
 type serveFlags struct {
-	configPath, listen, brokers, delivery, devAddr string
-	dev, checkConfig                               bool
+	configPath, listen, brokers, delivery, devAddr, metricsListen string
+	dev, checkConfig                                              bool
+	set                                                           map[string]bool // the flags given
 }
 
 // serveConfig parses serve's flags and returns the configuration they and
@@ -46,9 +43,25 @@ func serveConfig(args, environ []string) (config.Config, serveFlags, error) {
 	fl.StringVar(&f.delivery, "delivery", "", "default delivery: at_least_once or exactly_once (overrides flight.default_delivery)")
 	fl.BoolVar(&f.dev, "dev", false, "run an embedded in-memory Kafka-compatible broker (nothing is persisted)")
 	fl.StringVar(&f.devAddr, "dev-kafka-addr", "127.0.0.1:9092", "address of the embedded broker with --dev")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", `metrics, /healthz and /readyz listen address HOST:PORT, "" for none (overrides metrics.listen)`)
 	fl.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration (file, environment, flags) and exit: 0 if it is valid, 1 with the error; touches no network")
+	fl.Usage = func() {
+		fmt.Fprint(fl.Output(), "usage: flightsink serve [flags]\n\nServes Arrow Flight DoPut streams into Kafka. Settings: defaults < config file < FLIGHTSINK_* variables < flags\n(config.yaml documents each one and its variable).\n\n")
+		fl.PrintDefaults()
+	}
 	if err := fl.Parse(args); err != nil {
 		return config.Config{}, f, err
+	}
+	if fl.NArg() > 0 {
+		return config.Config{}, f, fmt.Errorf("serve takes no arguments, only flags: %q (flightsink serve --help)", fl.Arg(0))
+	}
+	f.set = map[string]bool{}
+	fl.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if f.dev && f.set["brokers"] {
+		return config.Config{}, f, errors.New("--dev runs its own in-memory broker: drop --brokers, or --dev to use those brokers")
+	}
+	if f.set["dev-kafka-addr"] && !f.dev {
+		return config.Config{}, f, errors.New("--dev-kafka-addr is the address of --dev's broker: add --dev, or drop it")
 	}
 	path := f.configPath
 	if path == "" {
@@ -71,6 +84,9 @@ func serveConfig(args, environ []string) (config.Config, serveFlags, error) {
 	if f.delivery != "" {
 		cfg.Flight.DefaultDelivery = flightsink.Delivery(f.delivery)
 	}
+	if f.set["metrics-listen"] {
+		cfg.Metrics.Listen = f.metricsListen
+	}
 	if f.dev {
 		if _, err := devPort(f.devAddr); err != nil {
 			return cfg, f, err
@@ -92,6 +108,10 @@ func serve(args []string) error {
 		return nil
 	}
 	log := newLogger(cfg.Log)
+	sig := newSignals()
+	defer sig.stop()
+	ctx := sig.first // start-up ends at the first signal
+
 	if flags.dev {
 		cluster, err := startDevKafka(flags.devAddr)
 		if err != nil {
@@ -126,19 +146,19 @@ func serve(args []string) error {
 		}
 	}))
 	defer hc.Close()
-	if cfg.Metrics.Listen != "" { // up before Prepare, so /healthz answers during start-up
+	metricsAddr := ""
+	if cfg.Metrics.Listen != "" { // up before Kafka is, so /healthz answers during start-up
 		mlis, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
+		metricsAddr = mlis.Addr().String()
 		msrv := &http.Server{Handler: hc.Mux(m.Handler()), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(mlis) }()
 		defer msrv.Close()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	// The replica name first: the pool Prepare re-initialises is the claimed name's.
-	if err := sink.Ping(ctx); err != nil {
+	if err := waitForKafka(ctx, sink.Ping, cfg.Kafka.StartupTimeout, log, newBackoff()); err != nil {
 		return err
 	}
 	c, err := sink.ClaimReplica(ctx, identity(cfg.Flight.Listen, started), func(st kafka.ReplicaStatus) {
@@ -164,84 +184,61 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("flight.listen: %w", err)
 	}
-	log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).Str("replica", c.Name()).
+	serving := log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).Str("replica", c.Name()).
 		Bool("tls", cfg.Flight.TLSCertFile != "").Bool("auth", srv.AuthEnabled()).
-		Str("default_delivery", string(cfg.Flight.DefaultDelivery)).Msg("flightsink serving")
+		Str("default_delivery", string(cfg.Flight.DefaultDelivery))
+	if metricsAddr != "" {
+		serving = serving.Str("metrics", "http://"+metricsAddr+"/metrics")
+	} else {
+		serving = serving.Str("metrics", "off (metrics.listen is empty)")
+	}
+	serving.Msg("flightsink serving")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {
 	case err := <-errc:
 		return err
-	case <-ctx.Done():
+	case <-sig.first.Done():
 	}
-	stop() // a second signal kills the process the default way
+	log.Info().Int("open_streams", srv.ActiveStreams()).Stringer("grace", cfg.Flight.ShutdownGrace).
+		Msg("stopping: open streams may finish within flight.shutdown_grace; a second SIGINT or SIGTERM (Ctrl-C) ends them now")
 	hc.Close()
-	srv.Shutdown(context.Background())
+	srv.Shutdown(sig.second)        // a second signal ends the grace: open streams end with reason shutdown, their transactions aborted
 	c.Release(context.Background()) // streams have ended: the next server with this name may start at once
 	log.Info().Msg("flightsink stopped")
 	return <-errc
 }
 
-// identity is what this server tells others in its replica claim: the
-// Flight address (the host name when it listens on every interface), host,
-// pid and start time.
-func identity(listen string, started time.Time) kafka.ReplicaIdentity {
-	host, _ := os.Hostname()
-	addr := listen
-	if h, port, err := net.SplitHostPort(listen); err == nil && host != "" {
-		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
-			addr = net.JoinHostPort(host, port)
+// signals turns SIGINT and SIGTERM into two contexts: first ends at the
+// first signal (stop taking streams, let open ones finish), second at the
+// next one (end them now). After the second, the signals' default action
+// (exit) is back, so a third one kills the process.
+type signals struct {
+	first, second context.Context
+	stop          func()
+}
+
+func newSignals() *signals {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	first, cancelFirst := context.WithCancel(context.Background())
+	second, cancelSecond := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer signal.Stop(ch)
+		for _, cancel := range []context.CancelFunc{cancelFirst, cancelSecond} {
+			select {
+			case <-ch:
+				cancel()
+			case <-done:
+				return
+			}
 		}
-	}
-	return kafka.ReplicaIdentity{Address: addr, Host: host, PID: os.Getpid(), Started: started}
-}
-
-// devPort checks --dev-kafka-addr and returns its port.
-func devPort(addr string) (int, error) {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return 0, fmt.Errorf("--dev-kafka-addr: %q must be host:port: %w", addr, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
-		return 0, fmt.Errorf("--dev-kafka-addr: port %q is not a port number", port)
-	}
-	return p, nil
-}
-
-// startDevKafka starts the embedded in-memory broker for --dev.
-func startDevKafka(addr string) (*kfake.Cluster, error) {
-	p, err := devPort(addr)
-	if err != nil {
-		return nil, err
-	}
-	host, port, _ := net.SplitHostPort(addr)
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(p),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, port))
-		}),
-		kfake.DefaultNumPartitions(3),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("starting the embedded dev broker on %s (is a Kafka already listening there? use --dev-kafka-addr): %w", addr, err)
-	}
-	return cluster, nil
-}
-
-// newLogger makes the logger c (validated) describes.
-func newLogger(c config.Log) zerolog.Logger {
-	level, err := zerolog.ParseLevel(c.Level)
-	if err != nil {
-		level = zerolog.InfoLevel
-	}
-	var log zerolog.Logger
-	if c.Format == "console" {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
-	} else {
-		log = zerolog.New(os.Stderr)
-	}
-	return log.Level(level).With().Timestamp().Logger()
+	}()
+	return &signals{first: first, second: second, stop: func() {
+		close(done)
+		cancelFirst()
+		cancelSecond()
+	}}
 }

@@ -41,7 +41,7 @@ func equal(a, b Config) bool {
 		a.Flight == b.Flight && a.Log == b.Log && a.Kafka.ClientID == b.Kafka.ClientID &&
 		a.Kafka.Linger == b.Kafka.Linger && a.Kafka.BatchMaxBytes == b.Kafka.BatchMaxBytes &&
 		a.Kafka.Compression == b.Kafka.Compression && a.Kafka.MaxBufferedBytes == b.Kafka.MaxBufferedBytes &&
-		a.Kafka.ProduceTimeout == b.Kafka.ProduceTimeout && a.Kafka.CreateTopics == b.Kafka.CreateTopics &&
+		a.Kafka.ProduceTimeout == b.Kafka.ProduceTimeout && a.Kafka.StartupTimeout == b.Kafka.StartupTimeout && a.Kafka.CreateTopics == b.Kafka.CreateTopics &&
 		a.Kafka.TransactionalIDPrefix == b.Kafka.TransactionalIDPrefix && a.Kafka.Replica == b.Kafka.Replica &&
 		a.Kafka.TransactionTimeout == b.Kafka.TransactionTimeout && a.Kafka.MaxExactlyOnceStreams == b.Kafka.MaxExactlyOnceStreams &&
 		a.Kafka.ProgressTopic == b.Kafka.ProgressTopic && a.Kafka.ProgressTopicPartitions == b.Kafka.ProgressTopicPartitions &&
