@@ -86,6 +86,11 @@ type Config struct {
 	SASL SASLConfig `yaml:"sasl"`
 	// SchemaRegistry is where "format":"avro" streams register their schemas.
 	SchemaRegistry RegistryConfig `yaml:"schema_registry"`
+	// ClientConfig are producer properties by their standard Java or
+	// librdkafka names (linger.ms, security.protocol, client.rack, ...),
+	// mapped onto the settings above or franz-go options; see
+	// ApplyClientConfig and docs/kafka-properties.md.
+	ClientConfig map[string]string `yaml:"client_config"`
 }
 
 // DefaultConfig returns the documented defaults (see config.yaml).
@@ -112,8 +117,17 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks every setting and names the one at fault.
+// Validate checks every setting, kafka.client_config's properties applied,
+// and names the one at fault.
 func (c *Config) Validate() error {
+	applied, _, err := c.ApplyClientConfig()
+	if err != nil {
+		return err
+	}
+	return applied.validate()
+}
+
+func (c *Config) validate() error {
 	if len(c.Brokers) == 0 {
 		return fmt.Errorf("kafka.brokers: at least one broker is required")
 	}

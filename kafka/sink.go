@@ -71,6 +71,11 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg, props, err := cfg.ApplyClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	extra = append(props, extra...)
 	security, err := cfg.securityOpts()
 	if err != nil {
 		return nil, err

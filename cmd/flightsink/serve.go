@@ -184,7 +184,11 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("flight.listen: %w", err)
 	}
-	serving := log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).Str("replica", c.Name()).
+	brokers := cfg.Kafka.Brokers
+	if applied, _, err := cfg.KafkaConfig().ApplyClientConfig(); err == nil { // kafka.client_config's bootstrap.servers
+		brokers = applied.Brokers
+	}
+	serving := log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", brokers).Str("replica", c.Name()).
 		Bool("tls", cfg.Flight.TLSCertFile != "").Bool("auth", srv.AuthEnabled()).
 		Str("default_delivery", string(cfg.Flight.DefaultDelivery))
 	if metricsAddr != "" {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/flightsink/flightsink/internal/kafkatest"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -186,4 +188,32 @@ func TestWaitsForKafkaAtStartup(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "kafka.startup_timeout 2s") {
 		t.Errorf("exit %d, stderr %q; want 1 and the error naming kafka.startup_timeout", code, stderr)
 	}
+}
+
+// TestKafkaClientConfig: producer properties by their standard names, from
+// the environment, reach the server (bootstrap.servers instead of
+// kafka.brokers, compression, linger, client.rack); one that would break
+// the guarantees stops it before any network call.
+func TestKafkaClientConfig(t *testing.T) {
+	brokers, _ := kafkatest.Brokers(t)
+	props := fmt.Sprintf(`{"bootstrap.servers": %q, "compression.type": "zstd", "linger.ms": "10", "client.rack": "r1", "acks": "all"}`,
+		strings.Join(brokers, ","))
+	p := start(t, []string{"FLIGHTSINK_KAFKA_CLIENT_CONFIG=" + props, "FLIGHTSINK_METRICS_LISTEN=",
+		"FLIGHTSINK_KAFKA_REPLICA=props-" + strconv.FormatInt(time.Now().UnixNano(), 36)}, "serve", "--listen", freeAddr(t))
+	if !p.waitFor("flightsink serving") {
+		t.Fatal("the server did not start")
+	}
+	p.mu.Lock()
+	log := p.log.String()
+	p.mu.Unlock()
+	if !strings.Contains(log, fmt.Sprintf(`"kafka_brokers":["%s"`, brokers[0])) {
+		t.Errorf("the serving line does not name bootstrap.servers' brokers: %s", log)
+	}
+
+	b := newFakeBroker(t)
+	code, _, stderr := run(t, []string{`FLIGHTSINK_KAFKA_CLIENT_CONFIG={"acks": "1"}`}, "serve", "--brokers", b.addr())
+	if code != 1 || !strings.Contains(stderr, `kafka.client_config: acks: "1"`) {
+		t.Errorf("acks=1: exit %d, stderr %q; want 1 and an error naming acks", code, stderr)
+	}
+	b.requireUntouched(t)
 }
