@@ -16,7 +16,7 @@ import (
 	"runtime/debug"
 	"time"
 
-	"github.com/flightsink/flightsink/internal/health"
+	"github.com/flightsink/flightsink/cmd/flightsink/health"
 )
 
 const usage = `flightsink: Arrow Flight DoPut → Kafka, exactly-once.

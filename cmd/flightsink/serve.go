@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"github.com/flightsink/flightsink/cmd/flightsink/config"
+	"github.com/flightsink/flightsink/cmd/flightsink/health"
 	"github.com/flightsink/flightsink/flightsink"
-	"github.com/flightsink/flightsink/internal/health"
 	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/kafka"
 )
