@@ -65,9 +65,12 @@ def test_readme_runs_as_written(clone):
     commands = [line.split("#")[0].strip() for line in sh[1].splitlines() if line.split("#")[0].strip()]
     assert commands == ["make build", "bin/flightsink serve --dev", "make test"], commands
 
-    build = subprocess.run(shlex.split(commands[0]), cwd=clone, capture_output=True, text=True)
+    # As from a shell: not as a sub-make of `make test` (whose MAKEFLAGS would leak in).
+    shell_env = {k: v for k, v in os.environ.items() if k not in ("MAKEFLAGS", "MAKELEVEL", "MFLAGS", "MAKEOVERRIDES")}
+    build = subprocess.run(shlex.split(commands[0]), cwd=clone, env=shell_env, capture_output=True, text=True)
     assert build.returncode == 0, build.stdout + build.stderr
-    assert "building bin/flightsink" in build.stdout and "flightsink " in build.stdout.splitlines()[-1]
+    lines = build.stdout.splitlines()
+    assert "building bin/flightsink" in build.stdout and lines and lines[-1].startswith("flightsink "), build.stdout
 
     flight_port, kafka_port = free_port(), free_port()
     flight_addr, kafka_addr = f"127.0.0.1:{flight_port}", f"127.0.0.1:{kafka_port}"
