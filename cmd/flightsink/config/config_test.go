@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flightsink/flightsink/flightsink"
+	"gopkg.in/yaml.v3"
 )
 
 func writeFile(t *testing.T, body string) string {
@@ -198,6 +199,10 @@ func sampleValue(t *testing.T, s Setting) string {
 		return "7"
 	case s.typ.Kind() == reflect.Slice && s.typ.Elem().Kind() == reflect.String:
 		return "at_least_once,b"
+	case s.typ.Kind() == reflect.Float32 || s.typ.Kind() == reflect.Float64:
+		return "0.5"
+	case s.typ.Kind() == reflect.Map:
+		return `{"a": "b"}`
 	}
 	t.Fatalf("%s: no sample value for its type %v", s.Path, s.typ)
 	return ""
@@ -391,5 +396,31 @@ func TestEmptyAndCommentOnlyFiles(t *testing.T) {
 	}
 	if _, err := Load(writeFile(t, "just text\n"), nil); err == nil || !strings.Contains(err.Error(), "the top level: expects a section") {
 		t.Errorf("a file that is one value: %v", err)
+	}
+}
+
+// TestDecodeNumbersAndMaps: kinds the Config does not use today (floats,
+// maps of text) decode too, so a new setting of such a type is reachable
+// from the file and the environment without a new decoder.
+func TestDecodeNumbersAndMaps(t *testing.T) {
+	var v struct {
+		Ratio float64           `yaml:"ratio"`
+		Extra map[string]string `yaml:"extra"`
+	}
+	var n yaml.Node
+	if err := yaml.Unmarshal([]byte("ratio: 0.25\nextra: {a: b, c: 1}\n"), &n); err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeNode(reflect.ValueOf(&v).Elem(), &n, ""); err != nil {
+		t.Fatal(err)
+	}
+	if v.Ratio != 0.25 || v.Extra["a"] != "b" || v.Extra["c"] != "1" {
+		t.Errorf("decoded %+v", v)
+	}
+	if err := yaml.Unmarshal([]byte("ratio: half\n"), &n); err != nil {
+		t.Fatal(err)
+	}
+	if err := decodeNode(reflect.ValueOf(&v).Elem(), &n, ""); err == nil || !strings.Contains(err.Error(), `ratio: "half" is not a number`) {
+		t.Errorf("ratio: half: %v", err)
 	}
 }

@@ -100,6 +100,16 @@ func decodeNode(v reflect.Value, n *yaml.Node, path string) error {
 			return fmt.Errorf("%s: %q is not a whole number (e.g. 64 or 1048576)", path, s)
 		}
 		v.SetInt(i)
+	case reflect.Float32, reflect.Float64:
+		s, err := scalar(n, path, "a number")
+		if err != nil {
+			return err
+		}
+		f, err := strconv.ParseFloat(strings.ReplaceAll(s, "_", ""), t.Bits())
+		if err != nil {
+			return fmt.Errorf("%s: %q is not a number (e.g. 0.5 or 100)", path, s)
+		}
+		v.SetFloat(f)
 	case reflect.Slice:
 		return decodeList(v, n, path)
 	case reflect.Map:
@@ -238,7 +248,8 @@ func sectionFields(t reflect.Type) map[string][]int {
 // isSingleValue reports whether t is set by one scalar.
 func isSingleValue(t reflect.Type) bool {
 	switch t.Kind() {
-	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+	case reflect.String, reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Float32, reflect.Float64:
 		return true
 	}
 	return false
