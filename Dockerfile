@@ -6,11 +6,12 @@ COPY go.mod go.sum ./
 COPY clients/go/fsclient/go.mod clients/go/fsclient/go.sum ./clients/go/fsclient/
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/flightsink ./cmd/flightsink
+RUN CGO_ENABLED=0 go build -buildvcs=false -trimpath -ldflags="-s -w" -o /out/flightsink ./cmd/flightsink
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/flightsink /usr/local/bin/flightsink
-COPY config.yaml /etc/flightsink/config.yaml
+# Listeners on every interface (deploy/docker/config.yaml); the rest at the defaults config.yaml documents.
+COPY deploy/docker/config.yaml /etc/flightsink/config.yaml
 EXPOSE 8815 9464
 ENTRYPOINT ["/usr/local/bin/flightsink"]
 CMD ["serve", "--config", "/etc/flightsink/config.yaml"]

@@ -2,8 +2,8 @@
 nulls become JSON records (docs/json-mapping.md), the categorical column is the record key and
 the timestamp column the record timestamp.
 
-    pip install ./clients/python pandas                      # from the repository root
-    flightsink serve --dev                                   # in another terminal
+    pip install "./clients/python[pandas,progress]"          # from the repository root (tqdm draws the bar)
+    make build && bin/flightsink serve --dev                 # in another terminal
     python examples/pandas_example.py [grpc://127.0.0.1:8815]
 """
 
@@ -37,8 +37,8 @@ def main():
         print("checkpoint:", w.checkpoint())
     print("done:", w.done)
 
-    # A larger frame in chunks with periodic checkpoints; progress=True shows a tqdm bar when
-    # tqdm is installed.
+    # A larger frame in chunks with periodic checkpoints; progress=True draws a tqdm bar (the
+    # [progress] extra installs tqdm; without it, a warning says so).
     big = pd.DataFrame({"n": range(100_000), "square": [i * i for i in range(100_000)]})
     chunks = [big.iloc[i : i + 10_000] for i in range(0, len(big), 10_000)]
     done = flightsink.write_stream(

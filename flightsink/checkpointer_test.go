@@ -21,13 +21,12 @@ import (
 // fakeWriter records what a checkpointer asks of its writer. A Checkpoint
 // blocks until gate is closed (when set) and then returns fail.
 type fakeWriter struct {
-	mu          sync.Mutex
-	log         []string // "produce N", "checkpoint N", "close commit|abort"
-	gate        chan struct{}
-	fail        error
-	pending     int // Backlog's pending bytes
-	limit       int // Backlog's budget
-	checkpoints int
+	mu      sync.Mutex
+	log     []string // "produce N", "checkpoint N", "close commit|abort"
+	gate    chan struct{}
+	fail    error
+	pending int // Backlog's pending bytes
+	limit   int // Backlog's budget
 }
 
 func (w *fakeWriter) add(s string) {

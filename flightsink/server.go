@@ -193,9 +193,8 @@ func NewServer(cfg Config, sink Kafka, opts ...Option) (*Server, error) {
 	if s.auth, err = newAuthenticator(s.authCfg, cfg, s.log, s.metrics); err != nil {
 		return nil, err
 	}
-	if s.auth == nil && !s.authCfg.AllowAnonymous && !isLoopback(cfg.Listen) {
-		return nil, fmt.Errorf("flight.listen: %s is reachable from other hosts but no auth is configured; "+
-			"configure auth.tokens or auth.users, or set auth.allow_anonymous: true if anyone who can reach it may write", cfg.Listen)
+	if err := checkAnonymous(s.auth != nil, s.authCfg, cfg); err != nil {
+		return nil, err
 	}
 	gopts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.InitialWindowSize(cfg.ReceiveWindowBytes), grpc.InitialConnWindowSize(cfg.ReceiveWindowBytes),
@@ -214,6 +213,40 @@ func NewServer(cfg Config, sink Kafka, opts ...Option) (*Server, error) {
 	s.grpc = grpc.NewServer(gopts...)
 	flight.RegisterFlightServiceServer(s.grpc, s)
 	return s, nil
+}
+
+// CheckConfig reports what NewServer would refuse in cfg and auth (a bad
+// setting, a secret that does not resolve, a TLS file that does not load,
+// credentials or their absence on a listener other hosts reach) without
+// listening or touching Kafka, so the binary refuses a bad configuration
+// before its first network call; errors name the setting.
+func CheckConfig(cfg Config, auth AuthConfig) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	a, err := buildAuthenticator(auth, cfg, nil)
+	if err != nil {
+		return err
+	}
+	if err := checkAnonymous(a != nil, auth, cfg); err != nil {
+		return err
+	}
+	if cfg.TLSCertFile != "" {
+		if _, err := serverTLS(cfg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkAnonymous refuses a listener other hosts reach when no credentials
+// are configured, unless auth.allow_anonymous says that is intended.
+func checkAnonymous(authEnabled bool, auth AuthConfig, cfg Config) error {
+	if !authEnabled && !auth.AllowAnonymous && !isLoopback(cfg.Listen) {
+		return fmt.Errorf("flight.listen: %s is reachable from other hosts but no auth is configured; "+
+			"configure auth.tokens or auth.users, or set auth.allow_anonymous: true if anyone who can reach it may write", cfg.Listen)
+	}
+	return nil
 }
 
 // GRPC is the server's gRPC server, to register more services (health).

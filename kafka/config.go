@@ -35,6 +35,10 @@ type Config struct {
 	// ProduceTimeout is how long a record may wait for Kafka before the
 	// stream fails with Unavailable (also the bound for topic look-ups).
 	ProduceTimeout time.Duration `yaml:"produce_timeout"`
+	// StartupTimeout bounds how long the binary waits at start-up for
+	// Kafka to answer (trying again with backoff, logging each try, while
+	// /readyz reports not ready) before it gives up; 0 tries once.
+	StartupTimeout time.Duration `yaml:"startup_timeout"`
 	// CreateTopics creates a missing topic with the broker's default partition
 	// count and replication factor instead of failing with NotFound.
 	CreateTopics bool `yaml:"create_topics"`
@@ -83,6 +87,11 @@ type Config struct {
 	// SchemaRegistry is where streams in the formats avro, protobuf and
 	// json_schema (values or keys) register their schemas.
 	SchemaRegistry RegistryConfig `yaml:"schema_registry"`
+	// ClientConfig are producer properties by their standard Java or
+	// librdkafka names (linger.ms, security.protocol, client.rack, ...),
+	// mapped onto the settings above or franz-go options; see
+	// ApplyClientConfig and docs/kafka-properties.md.
+	ClientConfig map[string]string `yaml:"client_config"`
 }
 
 // DefaultConfig returns the documented defaults (see config.yaml).
@@ -95,6 +104,7 @@ func DefaultConfig() Config {
 		Compression:             "snappy",
 		MaxBufferedBytes:        64 << 20,
 		ProduceTimeout:          30 * time.Second,
+		StartupTimeout:          2 * time.Minute,
 		CreateTopics:            false,
 		TransactionalIDPrefix:   "flightsink",
 		Replica:                 "0",
@@ -108,8 +118,17 @@ func DefaultConfig() Config {
 	}
 }
 
-// Validate checks every setting and names the one at fault.
+// Validate checks every setting, kafka.client_config's properties applied,
+// and names the one at fault.
 func (c *Config) Validate() error {
+	applied, _, err := c.ApplyClientConfig()
+	if err != nil {
+		return err
+	}
+	return applied.validate()
+}
+
+func (c *Config) validate() error {
 	if len(c.Brokers) == 0 {
 		return fmt.Errorf("kafka.brokers: at least one broker is required")
 	}
@@ -133,6 +152,9 @@ func (c *Config) Validate() error {
 	if c.ProduceTimeout < time.Second {
 		return fmt.Errorf("kafka.produce_timeout: %v must be at least 1s", c.ProduceTimeout)
 	}
+	if c.StartupTimeout < 0 {
+		return fmt.Errorf("kafka.startup_timeout: %v must not be negative (0: try once)", c.StartupTimeout)
+	}
 	if c.TransactionalIDPrefix == "" || !ValidIDPart(c.TransactionalIDPrefix) {
 		return fmt.Errorf("kafka.transactional_id_prefix: %q must be non-empty [A-Za-z0-9._-]", c.TransactionalIDPrefix)
 	}
@@ -155,6 +177,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.SASL.validate(); err != nil {
+		return err
+	}
+	if _, err := newRegistry(c.SchemaRegistry); err != nil {
 		return err
 	}
 	if c.MaxTransactionRows < 0 {

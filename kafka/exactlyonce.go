@@ -119,7 +119,7 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 		}
 	}
 	w := &exactlyOnce{sink: s, topic: topic, writerID: writerID, slot: -1,
-		inflight: inflight{skip: s.cfg.ProgressTopic, maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics,
+		inflight: inflight{skip: s.cfg.ProgressTopic, maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, obs: s.obs,
 			authFailure: s.creds.failureSince}}
 	w.inflight.mapErr = w.mapError
 	w.promise = w.done
@@ -237,7 +237,7 @@ func (w *exactlyOnce) commit(ctx context.Context, p Progress) error {
 	if err := w.cl.EndTransaction(ectx, kgo.TryCommit); err != nil {
 		return w.mapCommitError(err)
 	}
-	w.sink.metrics.TxnCommitted(time.Since(began))
+	w.sink.obs.TxnCommitted(time.Since(began))
 	w.txnStart = time.Time{}
 	return nil
 }
@@ -274,7 +274,7 @@ func (w *exactlyOnce) Close(ctx context.Context, commit bool, p Progress) error 
 // producer back (to the pool if it is still usable).
 func (w *exactlyOnce) abort() {
 	if !w.txnStart.IsZero() { // an open transaction with records in it
-		w.sink.metrics.TxnAborted()
+		w.sink.obs.TxnAborted()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), w.sink.cfg.ProduceTimeout)
 	defer cancel()

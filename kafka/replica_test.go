@@ -281,7 +281,7 @@ func TestClaimLostWhileRunning(t *testing.T) {
 	if err := a.Err(); !errors.Is(err, ErrReplicaNotHeld) {
 		t.Fatalf("Err after the takeover: %v", err)
 	}
-	if _, err := sa.OpenExactlyOnce(ctx, "any-topic", ""); !errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrUnavailable) ||
+	if _, err := sa.OpenExactlyOnce(ctx, "any-topic", ""); !errors.Is(err, ErrUnavailable) ||
 		!strings.Contains(err.Error(), "replica") {
 		t.Fatalf("OpenExactlyOnce after the loss: %v; want ErrUnavailable naming the replica claim", err)
 	}

@@ -19,8 +19,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/flightsink/flightsink/internal/metrics"
 )
 
 // Sink owns flightsink's connections to one Kafka cluster: the shared
@@ -39,8 +37,8 @@ type Sink struct {
 
 	pool     *txnPool
 	progress *progressStore
-	metrics  *metrics.Metrics // nil: none
-	registry *Registry        // nil: no schema registry configured
+	obs      Observer  // metrics; nopObserver until Observe
+	registry *Registry // nil: no schema registry configured
 
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
@@ -55,6 +53,11 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg, props, err := cfg.ApplyClientConfig()
+	if err != nil {
+		return nil, err
+	}
+	extra = append(props, extra...)
 	security, err := cfg.tlsOpts()
 	if err != nil {
 		return nil, err
@@ -68,7 +71,7 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 	}
 	extra = append(security, extra...)
 	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra,
-		replica: cfg.Replica, creds: creds}
+		replica: cfg.Replica, creds: creds, obs: nopObserver{}}
 	if s.registry, err = newRegistry(cfg.SchemaRegistry); err != nil {
 		return nil, err
 	}
@@ -165,9 +168,6 @@ func (s *Sink) Prepare(ctx context.Context) error {
 	return nil
 }
 
-// SetMetrics makes the sink's writers report to m (before the first stream).
-func (s *Sink) SetMetrics(m *metrics.Metrics) { s.metrics = m }
-
 // Close releases the replica claim (if any) and closes every client the
 // sink made. Streams must have ended.
 func (s *Sink) Close() {
@@ -202,7 +202,7 @@ func (s *Sink) Ping(ctx context.Context) error {
 		if ae := s.authError(err, start); ae != nil {
 			return ae
 		}
-		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %v",
+		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %w",
 			ErrUnavailable, s.cfg.Brokers, s.cfg.ProduceTimeout, err)
 	}
 	return nil

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
-
-	"github.com/flightsink/flightsink/internal/metrics"
 )
 
 // Writer is how one stream hands its records to Kafka. A Writer is used by
@@ -57,7 +55,7 @@ type inflight struct {
 	maxBytes int
 	timeout  time.Duration
 	mapErr   func(error) error // turns a record's error into the stream's; mapProduceError if nil
-	metrics  *metrics.Metrics
+	obs      Observer
 	// authFailure is the sink's last authentication failure at or after a
 	// time, nil if none: a timeout caused by one says so.
 	authFailure func(since time.Time) error
@@ -120,7 +118,7 @@ func (f *inflight) tryAdd(size int) bool {
 func (f *inflight) done(r *kgo.Record, err error) {
 	size := recordSize(r)
 	if err != nil && !errors.Is(err, kgo.ErrAborting) {
-		f.metrics.ProduceError(errorCode(err))
+		f.obs.ProduceError(ErrorCode(err))
 	}
 	f.mu.Lock()
 	f.records--
@@ -153,11 +151,11 @@ func (f *inflight) Backlog() (pending, limit int) {
 // starts one above the count: ProduceBatch holds that one until it has
 // handed over every record it will, so acked cannot run early.
 type batchPromise struct {
-	left    atomic.Int64
-	done    func(*kgo.Record, error) // the writer's per-record promise
-	acked   func()
-	bytes   int64 // handed over; set before ProduceBatch lets go of its hold
-	metrics *metrics.Metrics
+	left  atomic.Int64
+	done  func(*kgo.Record, error) // the writer's per-record promise
+	acked func()
+	bytes int64 // handed over; set before ProduceBatch lets go of its hold
+	obs   Observer
 }
 
 func (b *batchPromise) promise(r *kgo.Record, err error) {
@@ -169,7 +167,7 @@ func (b *batchPromise) release(n int64) {
 	if b.left.Add(-n) != 0 {
 		return
 	}
-	b.metrics.BufferedBytes(-b.bytes)
+	b.obs.BufferedBytes(-b.bytes)
 	if b.acked != nil {
 		b.acked()
 	}
@@ -179,14 +177,14 @@ func (b *batchPromise) release(n int64) {
 // to the client with the given promise.
 func (f *inflight) produceBatch(ctx context.Context, recs []kgo.Record, done func(*kgo.Record, error), acked func(),
 	produce func(*kgo.Record, func(*kgo.Record, error))) error {
-	b := &batchPromise{done: done, acked: acked, metrics: f.metrics}
+	b := &batchPromise{done: done, acked: acked, obs: f.obs}
 	b.left.Store(int64(len(recs)) + 1)
 	var handed int64
 	// finish lets go of the hold, with the gauge updated once per batch
 	// (not twice per record) before any completion can read b.bytes.
 	finish := func(unsent int64) {
 		b.bytes = handed
-		f.metrics.BufferedBytes(handed)
+		f.obs.BufferedBytes(handed)
 		b.release(unsent + 1)
 	}
 	for i := range recs {
@@ -207,13 +205,6 @@ func (f *inflight) produceBatch(ctx context.Context, recs []kgo.Record, done fun
 
 // RecordSize is what a record counts against kafka.max_buffered_bytes.
 func RecordSize(r *kgo.Record) int { return recordSize(r) }
-
-// firstErr returns the first failure of any record so far.
-func (f *inflight) firstErr() error {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.err
-}
 
 // waitUntil blocks until ok() holds (checked under the lock), a record
 // failed, ctx ends, or Kafka acknowledged nothing for the timeout.
@@ -278,8 +269,7 @@ func (f *inflight) waitAll(ctx context.Context) error {
 // OpenAtLeastOnce returns a writer on the shared idempotent producer.
 func (s *Sink) OpenAtLeastOnce() sinkapi.Writer {
 	w := &atLeastOnce{cl: s.shared, bg: s.bg,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, metrics: s.metrics,
-			mapErr: s.mapProduceError, authFailure: s.creds.failureSince}}
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, obs: s.obs}}
 	w.promise = w.done
 	return w
 }

@@ -1,16 +1,22 @@
 // Command flightsink serves Arrow Flight DoPut streams into Kafka topics.
 //
-//	flightsink serve [--config config.yaml] [--listen HOST:PORT] [--brokers LIST] [--dev]
-//	flightsink tail  --brokers LIST TOPIC
+//	flightsink serve [--config config.yaml] [--listen HOST:PORT] [--brokers LIST] [--dev] [--check-config]
+//	flightsink tail  [--brokers LIST] [--idle 2s] TOPIC
+//	flightsink version
 package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"time"
 
-	"github.com/flightsink/flightsink/internal/health"
+	"github.com/flightsink/flightsink/cmd/flightsink/health"
 )
 
 const usage = `flightsink: Arrow Flight DoPut → Kafka, exactly-once.
@@ -21,6 +27,7 @@ Usage:
                                print a topic's committed records as JSON lines
   flightsink healthcheck [URL] exit 0 when URL (default http://127.0.0.1:9464/readyz) answers 200
                                (for container health checks: the image has no shell or curl)
+  flightsink version           the version and build of this binary
 `
 
 func main() {
@@ -36,6 +43,8 @@ func main() {
 		err = tail(os.Args[2:])
 	case "healthcheck":
 		err = healthcheck(os.Args[2:])
+	case "version", "--version":
+		err = version(os.Stdout)
 	case "-h", "--help", "help":
 		fmt.Print(usage)
 		return
@@ -43,10 +52,43 @@ func main() {
 		fmt.Fprintf(os.Stderr, "flightsink: unknown command %q\n\n%s", os.Args[1], usage)
 		os.Exit(2)
 	}
+	if errors.Is(err, flag.ErrHelp) { // --help: the usage is printed, and asking is no failure
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "flightsink:", err)
 		os.Exit(1)
 	}
+}
+
+// version prints the module version and the build's VCS stamp: what
+// `go install ...@vX` or `make build` in a checkout recorded.
+func version(w io.Writer) error {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		_, err := fmt.Fprintln(w, "flightsink (no build information)")
+		return err
+	}
+	settings := map[string]string{}
+	for _, s := range bi.Settings {
+		settings[s.Key] = s.Value
+	}
+	line := "flightsink " + bi.Main.Version
+	if rev := settings["vcs.revision"]; rev != "" {
+		if len(rev) > 12 {
+			rev = rev[:12]
+		}
+		line += " commit " + rev
+		if settings["vcs.modified"] == "true" {
+			line += " (modified)"
+		}
+		if t := settings["vcs.time"]; t != "" {
+			line += " " + t
+		}
+	}
+	line += fmt.Sprintf(" %s %s/%s", bi.GoVersion, runtime.GOOS, runtime.GOARCH)
+	_, err := fmt.Fprintln(w, line)
+	return err
 }
 
 func healthcheck(args []string) error {

@@ -15,76 +15,121 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/rs/zerolog"
-	"github.com/twmb/franz-go/pkg/kfake"
-
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
+	"github.com/flightsink/flightsink/cmd/flightsink/health"
 	"github.com/flightsink/flightsink/flightsink"
-	"github.com/flightsink/flightsink/internal/config"
-	"github.com/flightsink/flightsink/internal/health"
 	"github.com/flightsink/flightsink/internal/metrics"
 	"github.com/flightsink/flightsink/kafka"
 )
 
-func serve(args []string) error {
-	started := time.Now()
+// serveFlags are the flags of flightsink serve.
+type serveFlags struct {
+	configPath, listen, brokers, delivery, devAddr, metricsListen string
+	dev, checkConfig                                              bool
+	set                                                           map[string]bool // the flags given
+}
+
+// serveConfig parses serve's flags and returns the configuration they and
+// the environment make: defaults, then the config file, then FLIGHTSINK_*
+// variables, then flags, then --dev. It is validated: nothing here touches
+// the network, so a bad setting is reported as itself, never as Kafka
+// being unreachable.
+func serveConfig(args, environ []string) (config.Config, serveFlags, error) {
+	var f serveFlags
 	fl := flag.NewFlagSet("serve", flag.ContinueOnError)
-	configPath := fl.String("config", "", "YAML config file (default ./config.yaml if present, else built-in defaults)")
-	listen := fl.String("listen", "", "Flight listen address HOST:PORT (overrides flight.listen)")
-	brokers := fl.String("brokers", "", "comma-separated Kafka brokers (overrides kafka.brokers)")
-	delivery := fl.String("delivery", "", "default delivery: at_least_once or exactly_once (overrides flight.default_delivery)")
-	dev := fl.Bool("dev", false, "run an embedded in-memory Kafka-compatible broker (nothing is persisted)")
-	devAddr := fl.String("dev-kafka-addr", "127.0.0.1:9092", "address of the embedded broker with --dev")
-	if err := fl.Parse(args); err != nil {
-		return err
+	fl.StringVar(&f.configPath, "config", "", "YAML config file (default ./config.yaml if present, else built-in defaults)")
+	fl.StringVar(&f.listen, "listen", "", "Flight listen address HOST:PORT (overrides flight.listen)")
+	fl.StringVar(&f.brokers, "brokers", "", "comma-separated Kafka brokers (overrides kafka.brokers)")
+	fl.StringVar(&f.delivery, "delivery", "", "default delivery: at_least_once or exactly_once (overrides flight.default_delivery)")
+	fl.BoolVar(&f.dev, "dev", false, "run an embedded in-memory Kafka-compatible broker (nothing is persisted)")
+	fl.StringVar(&f.devAddr, "dev-kafka-addr", "127.0.0.1:9092", "address of the embedded broker with --dev")
+	fl.StringVar(&f.metricsListen, "metrics-listen", "", `metrics, /healthz and /readyz listen address HOST:PORT, "" for none (overrides metrics.listen)`)
+	fl.BoolVar(&f.checkConfig, "check-config", false, "validate the configuration (file, environment, flags) and exit: 0 if it is valid, 1 with the error; touches no network")
+	fl.Usage = func() {
+		fmt.Fprint(fl.Output(), "usage: flightsink serve [flags]\n\nServes Arrow Flight DoPut streams into Kafka. Settings: defaults < config file < FLIGHTSINK_* variables < flags\n(config.yaml documents each one and its variable).\n\n")
+		fl.PrintDefaults()
 	}
-	path := *configPath
+	if err := fl.Parse(args); err != nil {
+		return config.Config{}, f, err
+	}
+	if fl.NArg() > 0 {
+		return config.Config{}, f, fmt.Errorf("serve takes no arguments, only flags: %q (flightsink serve --help)", fl.Arg(0))
+	}
+	f.set = map[string]bool{}
+	fl.Visit(func(fl *flag.Flag) { f.set[fl.Name] = true })
+	if f.dev && f.set["brokers"] {
+		return config.Config{}, f, errors.New("--dev runs its own in-memory broker: drop --brokers, or --dev to use those brokers")
+	}
+	if f.set["dev-kafka-addr"] && !f.dev {
+		return config.Config{}, f, errors.New("--dev-kafka-addr is the address of --dev's broker: add --dev, or drop it")
+	}
+	path := f.configPath
 	if path == "" {
 		if _, err := os.Stat("config.yaml"); err == nil {
 			path = "config.yaml"
 		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
+			return config.Config{}, f, err
 		}
 	}
-	cfg, err := config.Load(path, os.Environ())
+	cfg, err := config.Load(path, environ)
 	if err != nil {
-		return err
+		return cfg, f, err
 	}
-	if *listen != "" {
-		cfg.Flight.Listen = *listen
+	if f.listen != "" {
+		cfg.Flight.Listen = f.listen
 	}
-	if *brokers != "" {
-		cfg.Kafka.Brokers = strings.Split(*brokers, ",")
+	if f.brokers != "" {
+		cfg.Kafka.Brokers = strings.Split(f.brokers, ",")
 	}
-	if *delivery != "" {
-		cfg.Flight.DefaultDelivery = flightsink.Delivery(*delivery)
+	if f.delivery != "" {
+		cfg.Flight.DefaultDelivery = flightsink.Delivery(f.delivery)
 	}
-	log, err := newLogger(cfg.Log)
-	if err != nil {
-		return err
+	if f.set["metrics-listen"] {
+		cfg.Metrics.Listen = f.metricsListen
 	}
+	if f.dev {
+		if _, err := devPort(f.devAddr); err != nil {
+			return cfg, f, err
+		}
+		cfg.Kafka.Brokers = []string{f.devAddr}
+		cfg.Kafka.CreateTopics = true
+	}
+	return cfg, f, cfg.Validate()
+}
 
-	if *dev {
-		cluster, err := startDevKafka(*devAddr)
+func serve(args []string) error {
+	started := time.Now()
+	cfg, flags, err := serveConfig(args, os.Environ())
+	if err != nil {
+		return err
+	}
+	if flags.checkConfig {
+		fmt.Println("flightsink: the configuration is valid")
+		return nil
+	}
+	log := newLogger(cfg.Log)
+	sig := newSignals()
+	defer sig.stop()
+	ctx := sig.first // start-up ends at the first signal
+
+	if flags.dev {
+		cluster, err := startDevKafka(flags.devAddr)
 		if err != nil {
 			return err
 		}
 		defer cluster.Close()
 		cfg.Kafka.Brokers = cluster.ListenAddrs()
-		cfg.Kafka.CreateTopics = true
 		log.Warn().Strs("kafka_brokers", cfg.Kafka.Brokers).Msg("DEV MODE: embedded in-memory Kafka-compatible broker; " +
 			"NOTHING IS PERSISTED and topics are created on first use. Use --brokers or a config file for a real cluster.")
 	}
-	if err := cfg.Validate(); err != nil {
-		return err
-	}
 
-	sink, err := kafka.NewSink(cfg.Kafka, log)
+	sink, err := kafka.NewSink(cfg.KafkaConfig(), log)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
 	m := metrics.New()
-	sink.SetMetrics(m)
+	sink.Observe(m)
 	// Ready only while Kafka answers and this server holds its replica name.
 	var claim atomic.Pointer[kafka.ReplicaClaim]
 	replica := func() (string, error) {
@@ -101,19 +146,19 @@ func serve(args []string) error {
 		}
 	}))
 	defer hc.Close()
-	if cfg.Metrics.Listen != "" { // up before Prepare, so /healthz answers during start-up
+	metricsAddr := ""
+	if cfg.Metrics.Listen != "" { // up before Kafka is, so /healthz answers during start-up
 		mlis, err := net.Listen("tcp", cfg.Metrics.Listen)
 		if err != nil {
 			return fmt.Errorf("metrics.listen: %w", err)
 		}
+		metricsAddr = mlis.Addr().String()
 		msrv := &http.Server{Handler: hc.Mux(m.Handler()), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = msrv.Serve(mlis) }()
 		defer msrv.Close()
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
 	// The replica name first: the pool Prepare re-initialises is the claimed name's.
-	if err := sink.Ping(ctx); err != nil {
+	if err := waitForKafka(ctx, sink.Ping, cfg.Kafka.StartupTimeout, log, newBackoff()); err != nil {
 		return err
 	}
 	c, err := sink.ClaimReplica(ctx, identity(cfg.Flight.Listen, started), func(st kafka.ReplicaStatus) {
@@ -139,73 +184,65 @@ func serve(args []string) error {
 	if err != nil {
 		return fmt.Errorf("flight.listen: %w", err)
 	}
-	log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", cfg.Kafka.Brokers).Str("replica", c.Name()).
+	brokers := cfg.Kafka.Brokers
+	if applied, _, err := cfg.KafkaConfig().ApplyClientConfig(); err == nil { // kafka.client_config's bootstrap.servers
+		brokers = applied.Brokers
+	}
+	serving := log.Info().Str("listen", lis.Addr().String()).Strs("kafka_brokers", brokers).Str("replica", c.Name()).
 		Bool("tls", cfg.Flight.TLSCertFile != "").Bool("auth", srv.AuthEnabled()).
-		Str("default_delivery", string(cfg.Flight.DefaultDelivery)).Msg("flightsink serving")
+		Str("default_delivery", string(cfg.Flight.DefaultDelivery))
+	if metricsAddr != "" {
+		serving = serving.Str("metrics", "http://"+metricsAddr+"/metrics")
+	} else {
+		serving = serving.Str("metrics", "off (metrics.listen is empty)")
+	}
+	serving.Msg("flightsink serving")
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(lis) }()
 	select {
 	case err := <-errc:
 		return err
-	case <-ctx.Done():
+	case <-sig.first.Done():
 	}
-	stop() // a second signal kills the process the default way
+	log.Info().Int("open_streams", srv.ActiveStreams()).Stringer("grace", cfg.Flight.ShutdownGrace).
+		Msg("stopping: open streams may finish within flight.shutdown_grace; a second SIGINT or SIGTERM (Ctrl-C) ends them now")
 	hc.Close()
-	srv.Shutdown(context.Background())
+	srv.Shutdown(sig.second)        // a second signal ends the grace: open streams end with reason shutdown, their transactions aborted
 	c.Release(context.Background()) // streams have ended: the next server with this name may start at once
 	log.Info().Msg("flightsink stopped")
 	return <-errc
 }
 
-// identity is what this server tells others in its replica claim: the
-// Flight address (the host name when it listens on every interface), host,
-// pid and start time.
-func identity(listen string, started time.Time) kafka.ReplicaIdentity {
-	host, _ := os.Hostname()
-	addr := listen
-	if h, port, err := net.SplitHostPort(listen); err == nil && host != "" {
-		if ip := net.ParseIP(h); h == "" || (ip != nil && ip.IsUnspecified()) {
-			addr = net.JoinHostPort(host, port)
+// signals turns SIGINT and SIGTERM into two contexts: first ends at the
+// first signal (stop taking streams, let open ones finish), second at the
+// next one (end them now). After the second, the signals' default action
+// (exit) is back, so a third one kills the process.
+type signals struct {
+	first, second context.Context
+	stop          func()
+}
+
+func newSignals() *signals {
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, syscall.SIGINT, syscall.SIGTERM)
+	first, cancelFirst := context.WithCancel(context.Background())
+	second, cancelSecond := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer signal.Stop(ch)
+		for _, cancel := range []context.CancelFunc{cancelFirst, cancelSecond} {
+			select {
+			case <-ch:
+				cancel()
+			case <-done:
+				return
+			}
 		}
-	}
-	return kafka.ReplicaIdentity{Address: addr, Host: host, PID: os.Getpid(), Started: started}
-}
-
-// startDevKafka starts the embedded in-memory broker for --dev.
-func startDevKafka(addr string) (*kfake.Cluster, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return nil, fmt.Errorf("--dev-kafka-addr: %w", err)
-	}
-	var p int
-	if _, err := fmt.Sscan(port, &p); err != nil {
-		return nil, fmt.Errorf("--dev-kafka-addr: port %q: %w", port, err)
-	}
-	cluster, err := kfake.NewCluster(
-		kfake.NumBrokers(1),
-		kfake.Ports(p),
-		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
-			return net.Listen(network, net.JoinHostPort(host, port))
-		}),
-		kfake.DefaultNumPartitions(3),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("starting the embedded dev broker on %s (is a Kafka already listening there? use --dev-kafka-addr): %w", addr, err)
-	}
-	return cluster, nil
-}
-
-func newLogger(c config.Log) (zerolog.Logger, error) {
-	level, err := zerolog.ParseLevel(c.Level)
-	if err != nil {
-		return zerolog.Logger{}, fmt.Errorf("log.level: %w", err)
-	}
-	var log zerolog.Logger
-	if c.Format == "console" {
-		log = zerolog.New(zerolog.ConsoleWriter{Out: os.Stderr, TimeFormat: time.RFC3339})
-	} else {
-		log = zerolog.New(os.Stderr)
-	}
-	return log.Level(level).With().Timestamp().Logger(), nil
+	}()
+	return &signals{first: first, second: second, stop: func() {
+		close(done)
+		cancelFirst()
+		cancelSecond()
+	}}
 }

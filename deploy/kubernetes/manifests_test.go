@@ -26,8 +26,8 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/flightsink"
-	"github.com/flightsink/flightsink/internal/config"
 )
 
 const (
@@ -211,6 +211,7 @@ type service struct {
 		Ports     []struct {
 			Name       string      `yaml:"name"`
 			Port       int         `yaml:"port"`
+			Protocol   string      `yaml:"protocol"`
 			TargetPort intOrString `yaml:"targetPort"`
 		} `yaml:"ports"`
 	} `yaml:"spec"`
@@ -737,27 +738,89 @@ func TestConfigMapStarts(t *testing.T) {
 	}
 }
 
-// loadConfigMap loads the ConfigMap's config.yaml as the pod does: the
-// Secret's keys in the environment, kafka.replica from the pod name.
+// loadConfigMap loads the ConfigMap's config.yaml as the pod does, with
+// the pod's whole environment (podEnv).
 func loadConfigMap(t *testing.T, m *manifests) config.Config {
 	t.Helper()
 	file := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(file, []byte(m.configMap.Data["config.yaml"]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	env := []string{"FLIGHTSINK_KAFKA_REPLICA=" + m.sts.Spec.ServiceName + "-0"}
+	env := podEnv(t, m)
 	for k, v := range m.secret.StringData {
 		t.Setenv(k, v) // {env: NAME} secrets are read from the process environment
-		env = append(env, k+"="+v)
 	}
 	cfg, err := config.Load(file, env)
 	if err != nil {
 		t.Fatalf("ConfigMap config.yaml: %v", err)
 	}
-	if err := cfg.Validate(); err != nil {
+	// Validated as the pod's start-up does, with the TLS Secret's files
+	// (written here) where the StatefulSet mounts them.
+	checked := cfg
+	if checked.Flight.TLSCertFile != "" {
+		checked.Flight.TLSCertFile, checked.Flight.TLSKeyFile = selfSignedFiles(t)
+	}
+	if err := checked.Validate(); err != nil {
 		t.Fatalf("ConfigMap config.yaml: %v", err)
 	}
 	return cfg
+}
+
+// podEnv is the environment a flightsink pod gets: the container's env
+// (kafka.replica from the pod name), the Secret's keys (envFrom), and the
+// variables the kubelet injects for every Service of the namespace
+// (FLIGHTSINK_SERVICE_HOST, FLIGHTSINK_PORT_8815_TCP, ...; for headless
+// Services too, although the kubelet skips those).
+func podEnv(t *testing.T, m *manifests) []string {
+	t.Helper()
+	var env []string
+	for _, e := range m.container(t).Env {
+		v := e.Value
+		if e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name" {
+			v = m.sts.Spec.ServiceName + "-0"
+		}
+		env = append(env, e.Name+"="+v)
+	}
+	for k, v := range m.secret.StringData {
+		env = append(env, k+"="+v)
+	}
+	for i, svc := range m.services {
+		prefix := strings.ToUpper(strings.ReplaceAll(svc.Metadata.Name, "-", "_"))
+		ip := fmt.Sprintf("10.96.0.%d", i+10)
+		for j, p := range svc.Spec.Ports {
+			proto := strings.ToUpper(p.Protocol)
+			if proto == "" {
+				proto = "TCP"
+			}
+			url := fmt.Sprintf("%s://%s:%d", strings.ToLower(proto), ip, p.Port)
+			if j == 0 {
+				env = append(env, prefix+"_SERVICE_HOST="+ip, fmt.Sprintf("%s_SERVICE_PORT=%d", prefix, p.Port), prefix+"_PORT="+url)
+			}
+			if p.Name != "" {
+				env = append(env, fmt.Sprintf("%s_SERVICE_PORT_%s=%d", prefix, strings.ToUpper(strings.ReplaceAll(p.Name, "-", "_")), p.Port))
+			}
+			pp := fmt.Sprintf("%s_PORT_%d_%s", prefix, p.Port, proto)
+			env = append(env, pp+"="+url, pp+"_PROTO="+strings.ToLower(proto), fmt.Sprintf("%s_PORT=%d", pp, p.Port), pp+"_ADDR="+ip)
+		}
+	}
+	return env
+}
+
+// TestPodEnvironmentIsAccepted: the variables Kubernetes injects for the
+// Service named flightsink look like settings (FLIGHTSINK_*) but must never
+// stop a pod; the server refuses only what is meant as a setting.
+func TestPodEnvironmentIsAccepted(t *testing.T) {
+	m := load(t)
+	env := podEnv(t, m)
+	for _, want := range []string{"FLIGHTSINK_SERVICE_HOST=", "FLIGHTSINK_SERVICE_PORT_FLIGHT=", "FLIGHTSINK_PORT_8815_TCP_ADDR=", "FLIGHTSINK_KAFKA_REPLICA="} {
+		if !slices.ContainsFunc(env, func(e string) bool { return strings.HasPrefix(e, want) }) {
+			t.Fatalf("the pod environment has no %s...: %v", want, env)
+		}
+	}
+	loadConfigMap(t, m) // fails the test if the environment is refused
+	if _, err := config.Load("", append(env, "FLIGHTSINK_KAFKA_BROKER=typo:9092")); err == nil {
+		t.Error("a misspelt setting next to the pod's variables was accepted")
+	}
 }
 
 // selfSignedFiles writes a throw-away certificate and key.

@@ -331,8 +331,8 @@ func (m *Metrics) CheckpointDurable(deliveryMode string, d time.Duration) {
 }
 
 // ProduceError counts a failed produce by code: the Kafka error name
-// (kerr.Error.Message, e.g. "NOT_ENOUGH_REPLICAS") or "timeout"; ErrorCode
-// maps a produce promise's error to it.
+// (e.g. "NOT_ENOUGH_REPLICAS") or "timeout"; kafka.ErrorCode maps a
+// produce promise's error to it.
 func (m *Metrics) ProduceError(code string) {
 	if m == nil {
 		return

@@ -23,7 +23,7 @@ import (
 	grpcmd "google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
-	"github.com/flightsink/flightsink/internal/config"
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/internal/ipcheader"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
@@ -112,7 +112,9 @@ auth:
 		seen := make([]bool, expRows)
 		kafkatest.ScanCommitted(t, brokers, topic, func(r *kgo.Record) {
 			var id int
-			fmt.Sscanf(string(r.Value[:20]), `{"id":%d,`, &id)
+			if _, err := fmt.Sscanf(string(r.Value[:20]), `{"id":%d,`, &id); err != nil {
+				t.Fatalf("%s: record %.40q… has no id: %v", tc.name, r.Value, err)
+			}
 			head := fmt.Sprintf(`{"id":%d,"v":"`, id)
 			v := value(id)
 			if id < 0 || id >= expRows || seen[id] || len(r.Value) != len(head)+len(v)+2 ||

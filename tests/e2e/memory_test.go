@@ -17,7 +17,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	client "github.com/flightsink/flightsink/clients/go/fsclient"
-	"github.com/flightsink/flightsink/internal/config"
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
 

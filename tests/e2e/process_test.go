@@ -101,7 +101,6 @@ func newServer(t *testing.T, c serverConfig) *server {
 		env: append(os.Environ(),
 			"FLIGHTSINK_KAFKA_REPLICA="+c.replica,
 			"FLIGHTSINK_KAFKA_TRANSACTIONAL_ID_PREFIX="+c.prefix,
-			"FLIGHTSINK_KAFKA_MAX_EXACTLY_ONCE_STREAMS=4",
 			"FLIGHTSINK_FLIGHT_SHUTDOWN_GRACE=2s",
 			"FLIGHTSINK_METRICS_LISTEN=", // off unless a test asks: servers run side by side
 			// A killed server's replica name is free for its restart after this long.

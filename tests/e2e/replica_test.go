@@ -20,7 +20,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	client "github.com/flightsink/flightsink/clients/go/fsclient"
-	"github.com/flightsink/flightsink/internal/config"
+	"github.com/flightsink/flightsink/cmd/flightsink/config"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 	"github.com/flightsink/flightsink/kafka"
 )

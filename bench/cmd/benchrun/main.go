@@ -435,7 +435,7 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 		if srv, err = startServer(ctx, c, filepath.Join(logDir, fmt.Sprintf("server-%s-%s-%d.log", d, k, rep))); err != nil {
 			return fail(err)
 		}
-		defer srv.stop()
+		defer func() { _ = srv.stop() }() // a server that does not stop is killed; the run is over anyway
 		watch = fmt.Sprintf("server=%d,%s", srv.cmd.Process.Pid, watch)
 	}
 	var prof *profiler
@@ -692,12 +692,12 @@ func startServerOnce(ctx context.Context, c *config, logPath string) (*server, e
 			logFile.Close()
 			return nil, fmt.Errorf("flightsink exited during start-up (%v); %s", s.err, tail(logPath, 6))
 		case <-ctx.Done():
-			s.stop()
+			_ = s.stop()
 			return nil, ctx.Err()
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			s.stop()
+			_ = s.stop()
 			return nil, fmt.Errorf("flightsink did not listen on %s within 120s; %s", addr, tail(logPath, 6))
 		}
 	}

@@ -51,7 +51,7 @@ func runSoak(ctx context.Context, c *config, adm *kadm.Client, machine machineIn
 	if err != nil {
 		return err
 	}
-	defer srv.stop()
+	defer func() { _ = srv.stop() }() // a server that does not stop is killed; the run is over anyway
 
 	samples := make(chan []soakSample, 1)
 	quit := make(chan struct{})

@@ -103,7 +103,6 @@ func run() error {
 		}
 		rec.Release()
 	}
-	batches = nil
 	if row != n || int64(len(values)) != meta.ValueBytes {
 		return fmt.Errorf("dataset has %d rows / %d value bytes, its metadata says %d / %d", row, len(values), n, meta.ValueBytes)
 	}

@@ -48,6 +48,28 @@ type Descriptor struct {
 	// CommitOnClose false makes a clean close abort the tail after the last
 	// checkpoint instead of committing it.
 	CommitOnClose *bool `json:"commit_on_close,omitempty"`
+
+	// What each record looks like (the README's "Record formats and shape";
+	// empty or nil for the server's default).
+	Format              string            `json:"format,omitempty"` // json, avro, raw_string, raw_bytes
+	JSONTimestampFormat string            `json:"json.timestamp_format,omitempty"`
+	JSONDecimal         string            `json:"json.decimal,omitempty"`
+	JSONIncludeSchema   *bool             `json:"json.include_schema,omitempty"`
+	ValueFields         []string          `json:"value_fields,omitempty"`
+	ExcludeFields       []string          `json:"exclude_fields,omitempty"`
+	ValueField          string            `json:"value_field,omitempty"`
+	Subject             string            `json:"subject,omitempty"`
+	TombstoneField      string            `json:"tombstone_field,omitempty"`
+	HeadersField        string            `json:"headers_field,omitempty"`
+	Headers             map[string]string `json:"headers,omitempty"`
+	ProvenanceHeaders   *bool             `json:"provenance_headers,omitempty"`
+	PartitionField      string            `json:"partition_field,omitempty"`
+	TopicField          string            `json:"topic_field,omitempty"`
+
+	SubjectNameStrategy string   `json:"subject_name_strategy,omitempty"`
+	KeyFormat           string   `json:"key_format,omitempty"`
+	KeyFields           []string `json:"key_fields,omitempty"`
+
 	// OnBadRow is what a row that cannot become a record does: "fail"
 	// (the default: its batch is rejected), "skip", or "dead_letter" (the
 	// row as JSON, with its error in headers, to DeadLetterTopic, default
@@ -57,6 +79,32 @@ type Descriptor struct {
 	// MaxBadRows fails the stream past this many bad rows (>= 1) or this
 	// fraction of the rows (< 1); 0: no cap.
 	MaxBadRows float64 `json:"max_bad_rows,omitempty"`
+	// ReportOffsets makes acks and done carry the offsets written.
+	ReportOffsets bool `json:"report_offsets,omitempty"`
+
+	// Options are more descriptor keys by their server names, passed
+	// through as they are (keys newer than this client). A key also set by
+	// a field above is an error.
+	Options map[string]any `json:"-"`
+}
+
+// command is the CMD descriptor: the fields, then Options.
+func (d Descriptor) command() ([]byte, error) {
+	b, err := json.Marshal(d)
+	if err != nil || len(d.Options) == 0 {
+		return b, err
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	for k, v := range d.Options {
+		if _, dup := m[k]; dup {
+			return nil, fmt.Errorf("fsclient: descriptor key %q is set both as a field and in Options", k)
+		}
+		m[k] = v
+	}
+	return json.Marshal(m)
 }
 
 // Ready is the server's first message on a stream.
@@ -182,7 +230,7 @@ type Writer struct {
 // Open starts a stream: it sends the descriptor with the schema and waits
 // for the server's ready message.
 func (c *Client) Open(ctx context.Context, d Descriptor, schema *arrow.Schema, opts ...OpenOption) (*Writer, error) {
-	cmd, err := json.Marshal(d)
+	cmd, err := d.command()
 	if err != nil {
 		return nil, err
 	}

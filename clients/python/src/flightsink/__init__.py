@@ -35,7 +35,15 @@ from ._errors import (
     UnimplementedError,
 )
 from ._stream import write_stream
-from ._writer import DEFAULT_MAX_BATCH_BYTES, DEFAULT_MAX_BATCH_ROWS, Writer, split_batch, writer_status
+from ._writer import (
+    DEFAULT_MAX_BATCH_BYTES,
+    DEFAULT_MAX_BATCH_ROWS,
+    DESCRIPTOR_OPTIONS,
+    Writer,
+    descriptor_command,
+    split_batch,
+    writer_status,
+)
 
 __version__ = "0.1.0"
 
@@ -46,6 +54,8 @@ __all__ = [
     "split_batch",
     "DEFAULT_MAX_BATCH_BYTES",
     "DEFAULT_MAX_BATCH_ROWS",
+    "DESCRIPTOR_OPTIONS",
+    "descriptor_command",
     "Ready",
     "Ack",
     "Done",

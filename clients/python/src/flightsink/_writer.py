@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -12,6 +13,7 @@ from ._acks import Ack, Done, Ready, WriterStatus
 from ._errors import FlightsinkError, ProtocolError, from_exception, parse_status
 
 __all__ = [
+    "DESCRIPTOR_OPTIONS",
     "Writer",
     "writer_status",
     "DEFAULT_MAX_BATCH_BYTES",
@@ -27,6 +29,57 @@ DEFAULT_MAX_BATCH_BYTES = 16 << 20
 # Rows per message: far under the server's flight.max_batch_rows (50M by default), whatever the
 # batch's encoding (a run-end encoded or dictionary column is small in bytes but not in rows).
 DEFAULT_MAX_BATCH_ROWS = 1 << 20
+
+#: Every descriptor key the server takes (docs/protocol.md), by the :class:`Writer` keyword that
+#: sets it: the keyword is the key with ``.`` as ``_`` (``json.decimal`` is ``json_decimal``).
+#: ``tests/python/test_client_options.py`` checks this list against a running server's.
+DESCRIPTOR_OPTIONS: Dict[str, str] = {
+    "key_field": "key_field",
+    "timestamp_field": "timestamp_field",
+    "delivery": "delivery",
+    "writer_id": "writer_id",
+    "commit_on_close": "commit_on_close",
+    "format": "format",
+    "json_timestamp_format": "json.timestamp_format",
+    "json_decimal": "json.decimal",
+    "json_include_schema": "json.include_schema",
+    "value_fields": "value_fields",
+    "exclude_fields": "exclude_fields",
+    "value_field": "value_field",
+    "subject": "subject",
+    "tombstone_field": "tombstone_field",
+    "headers_field": "headers_field",
+    "headers": "headers",
+    "provenance_headers": "provenance_headers",
+    "partition_field": "partition_field",
+    "topic_field": "topic_field",
+}
+
+
+def descriptor_command(topic: str, options: Optional[Mapping[str, Any]] = None, **typed: Any) -> Dict[str, Any]:
+    """The CMD descriptor object for ``topic``: the typed options (keywords of
+    :data:`DESCRIPTOR_OPTIONS`, ``None`` meaning the server's default) plus ``options``, a
+    pass-through of descriptor keys by their server names (for keys this client version does not
+    know yet). A key given both ways is a ValueError."""
+    cmd: Dict[str, Any] = {"topic": topic}
+    for kw, value in typed.items():
+        if kw not in DESCRIPTOR_OPTIONS:
+            raise TypeError(f"unknown descriptor option {kw!r} (known: {', '.join(DESCRIPTOR_OPTIONS)})")
+        if value is None:
+            continue
+        if kw in ("value_fields", "exclude_fields"):
+            value = list(value)
+        elif kw == "headers":
+            value = {str(k): str(v) for k, v in dict(value).items()}
+        cmd[DESCRIPTOR_OPTIONS[kw]] = value
+    for key, value in (options or {}).items():
+        if key == "topic":
+            raise ValueError("options: give the topic as the topic argument")
+        if key in cmd:
+            raise ValueError(f"options: descriptor key {key!r} is also given as a keyword")
+        cmd[key] = value
+    return cmd
+
 
 Location = Union[str, "flight.Location", Tuple[str, int]]
 Headers = Union[Mapping[Any, Any], Sequence[Tuple[Any, Any]], None]
@@ -194,6 +247,14 @@ class Writer:
         writer_id: names a resumable exactly-once writer (see ``ready``).
         commit_on_close: ``False`` makes a clean close abort the tail after the last checkpoint;
             ``None`` for the server's default (``True``).
+        format, json_timestamp_format, json_decimal, json_include_schema, value_fields,
+            exclude_fields, value_field, subject, tombstone_field, headers_field, headers,
+            provenance_headers, partition_field, topic_field: the descriptor keys of the same
+            name (``json_decimal`` is ``json.decimal``; see the README's "Record formats and
+            shape"), e.g. ``format="raw_string", value_field="line"``; ``None`` for the server's
+            default.
+        options: other descriptor keys by their server names, passed through as they are (for
+            keys newer than this client).
         max_batch_bytes: largest record batch sent in one message (its Arrow IPC size);
             bigger ones are sliced. Keep it under the server's ``flight.max_message_bytes``.
         max_batch_rows: most rows sent in one message; longer batches are sliced. Keep it under
@@ -217,6 +278,21 @@ class Writer:
         delivery: Optional[str] = None,
         writer_id: Optional[str] = None,
         commit_on_close: Optional[bool] = None,
+        format: Optional[str] = None,
+        json_timestamp_format: Optional[str] = None,
+        json_decimal: Optional[str] = None,
+        json_include_schema: Optional[bool] = None,
+        value_fields: Optional[Sequence[str]] = None,
+        exclude_fields: Optional[Sequence[str]] = None,
+        value_field: Optional[str] = None,
+        subject: Optional[str] = None,
+        tombstone_field: Optional[str] = None,
+        headers_field: Optional[str] = None,
+        headers: Optional[Mapping[str, str]] = None,
+        provenance_headers: Optional[bool] = None,
+        partition_field: Optional[str] = None,
+        topic_field: Optional[str] = None,
+        options: Optional[Mapping[str, Any]] = None,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
         compression: Optional[str] = None,
@@ -236,16 +312,29 @@ class Writer:
             raise ValueError("max_batch_bytes must be positive")
         if max_batch_rows < 1:
             raise ValueError("max_batch_rows must be positive")
-        cmd: Dict[str, Any] = {"topic": topic}
-        for key, value in (
-            ("key_field", key_field),
-            ("timestamp_field", timestamp_field),
-            ("delivery", delivery),
-            ("writer_id", writer_id),
-            ("commit_on_close", commit_on_close),
-        ):
-            if value is not None:
-                cmd[key] = value
+        cmd = descriptor_command(
+            topic,
+            options,
+            key_field=key_field,
+            timestamp_field=timestamp_field,
+            delivery=delivery,
+            writer_id=writer_id,
+            commit_on_close=commit_on_close,
+            format=format,
+            json_timestamp_format=json_timestamp_format,
+            json_decimal=json_decimal,
+            json_include_schema=json_include_schema,
+            value_fields=value_fields,
+            exclude_fields=exclude_fields,
+            value_field=value_field,
+            subject=subject,
+            tombstone_field=tombstone_field,
+            headers_field=headers_field,
+            headers=headers,
+            provenance_headers=provenance_headers,
+            partition_field=partition_field,
+            topic_field=topic_field,
+        )
         self._descriptor = flight.FlightDescriptor.for_command(json.dumps(cmd))
         self._topic = topic
         self._max_batch_bytes = int(max_batch_bytes)
@@ -455,6 +544,10 @@ class Writer:
             if msg.get("type") == "checkpoint":
                 self._took_ack(msg)
         done = Done.from_json(msg)
+        if done.last_checkpoint is None and self._last_checkpoint is not None:
+            # Nothing new to commit (a re-run of an upload that is all committed): the writer's
+            # last durable checkpoint is still the one ready or an ack reported.
+            done = dataclasses.replace(done, last_checkpoint=self._last_checkpoint)
         try:
             self._writer.close()
         except pa.ArrowException as e:

@@ -151,7 +151,7 @@ func (h *Health) runCheck(ctx context.Context) {
 		return // closing: the check was cut short, not failed
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
-		err = fmt.Errorf("Kafka reachability check did not answer within %v: %w", h.interval, err)
+		err = fmt.Errorf("the Kafka reachability check did not answer within %v: %w", h.interval, err)
 	}
 	h.mu.Lock()
 	if h.closed {
@@ -182,7 +182,7 @@ func (h *Health) runCheck(ctx context.Context) {
 func (h *Health) safeCheck(ctx context.Context) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = fmt.Errorf("Kafka reachability check panicked: %v", r)
+			err = fmt.Errorf("the Kafka reachability check panicked: %v", r)
 		}
 	}()
 	return h.check(ctx)

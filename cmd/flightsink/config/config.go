@@ -4,14 +4,10 @@
 package config
 
 import (
-	"bytes"
-	"errors"
 	"fmt"
-	"io"
+	"net"
 	"os"
 	"reflect"
-	"strconv"
-	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
@@ -52,17 +48,23 @@ func Default() Config {
 		Metrics: Metrics{Listen: "127.0.0.1:9464", CheckInterval: 5 * time.Second}}
 }
 
-// Validate checks every section and names the setting at fault.
-func (c *Config) Validate() error {
-	if err := c.Flight.Validate(); err != nil {
+// Validate checks every section, as far as it can without the network:
+// secrets resolve, TLS files load, credentials fit the listener. It names
+// the setting at fault and changes nothing (see KafkaConfig for what is
+// derived). The binary runs it before its first network call, so a bad
+// setting is never reported as Kafka being unavailable.
+func (c Config) Validate() error {
+	if err := flightsink.CheckConfig(c.Flight, c.Auth); err != nil {
 		return err
 	}
-	c.Kafka.MaxExactlyOnceStreams = c.Flight.MaxStreams
-	if err := c.Kafka.Validate(); err != nil {
+	kc := c.KafkaConfig()
+	if err := kc.Validate(); err != nil {
 		return err
 	}
-	if err := c.Auth.Validate(c.Flight); err != nil {
-		return err
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fmt.Errorf("metrics.listen: %q must be host:port (or empty: no metrics listener): %v", c.Metrics.Listen, err)
+		}
 	}
 	if c.Metrics.CheckInterval < 100*time.Millisecond {
 		return fmt.Errorf("metrics.check_interval: %v must be at least 100ms", c.Metrics.CheckInterval)
@@ -80,9 +82,19 @@ func (c *Config) Validate() error {
 	return nil
 }
 
+// KafkaConfig is the kafka section with what other sections decide: the
+// exactly-once producer pool has one transactional id per possible stream,
+// flight.max_streams. Pass it, not c.Kafka, to kafka.NewSink.
+func (c Config) KafkaConfig() kafka.Config {
+	k := c.Kafka
+	k.MaxExactlyOnceStreams = c.Flight.MaxStreams
+	return k
+}
+
 // Load reads path over the defaults (a missing file is an error; pass "" for
-// defaults only), then applies environment overrides from environ
-// (os.Environ() in the binary).
+// defaults only), then applies the FLIGHTSINK_* variables of environ
+// (os.Environ() in the binary; see env.go). Unknown keys and variables are
+// errors naming the nearest setting; it does not validate (Validate does).
 func Load(path string, environ []string) (Config, error) {
 	cfg := Default()
 	if path != "" {
@@ -90,9 +102,11 @@ func Load(path string, environ []string) (Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("reading config: %w", err)
 		}
-		dec := yaml.NewDecoder(bytes.NewReader(b))
-		dec.KnownFields(true)
-		if err := dec.Decode(&cfg); err != nil && !errors.Is(err, io.EOF) {
+		var doc yaml.Node
+		if err := yaml.Unmarshal(b, &doc); err != nil {
+			return cfg, fmt.Errorf("config %s: %w", path, err)
+		}
+		if err := decodeNode(reflect.ValueOf(&cfg).Elem(), &doc, ""); err != nil {
 			return cfg, fmt.Errorf("config %s: %w", path, err)
 		}
 	}
@@ -100,92 +114,6 @@ func Load(path string, environ []string) (Config, error) {
 		return cfg, err
 	}
 	return cfg, nil
-}
-
-// EnvName is the environment variable that overrides a setting, e.g.
-// kafka.brokers → FLIGHTSINK_KAFKA_BROKERS.
-func EnvName(section, key string) string {
-	return "FLIGHTSINK_" + strings.ToUpper(section) + "_" + strings.ToUpper(key)
-}
-
-// applyEnv sets every field that has a FLIGHTSINK_<SECTION>_<KEY> variable.
-// Lists are comma separated; durations use Go syntax (5ms, 30s).
-func applyEnv(cfg *Config, environ []string) error {
-	env := map[string]string{}
-	for _, kv := range environ {
-		if k, v, ok := strings.Cut(kv, "="); ok && strings.HasPrefix(k, "FLIGHTSINK_") {
-			env[k] = v
-		}
-	}
-	root := reflect.ValueOf(cfg).Elem()
-	for i := 0; i < root.NumField(); i++ {
-		section := root.Type().Field(i).Tag.Get("yaml")
-		sv := root.Field(i)
-		for j := 0; j < sv.NumField(); j++ {
-			field := sv.Type().Field(j)
-			key := field.Tag.Get("yaml")
-			if key == "-" || key == "" || !field.IsExported() {
-				continue
-			}
-			name := EnvName(section, key)
-			val, ok := env[name]
-			if !ok {
-				continue
-			}
-			if err := setValue(sv.Field(j), val); err != nil {
-				return fmt.Errorf("%s (%s.%s): %w", name, section, key, err)
-			}
-		}
-	}
-	return nil
-}
-
-var durationType = reflect.TypeOf(time.Duration(0))
-
-// setValue parses s into a field of a config section.
-func setValue(f reflect.Value, s string) error {
-	if f.Type() == durationType {
-		d, err := time.ParseDuration(s)
-		if err != nil {
-			return err
-		}
-		f.SetInt(int64(d))
-		return nil
-	}
-	switch f.Kind() {
-	case reflect.String:
-		f.SetString(s)
-	case reflect.Struct:
-		return fmt.Errorf("%v cannot come from one variable; set it in the config file "+
-			"(secrets there as {env: NAME} or {file: PATH})", f.Type())
-	case reflect.Bool:
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			return err
-		}
-		f.SetBool(b)
-	case reflect.Int, reflect.Int32, reflect.Int64:
-		n, err := strconv.ParseInt(s, 10, f.Type().Bits())
-		if err != nil {
-			return err
-		}
-		f.SetInt(n)
-	case reflect.Slice:
-		if f.Type().Elem().Kind() != reflect.String {
-			return fmt.Errorf("a list of %v cannot come from one variable; set it in the config file "+
-				"(secrets there as {env: NAME} or {file: PATH})", f.Type().Elem())
-		}
-		parts := reflect.MakeSlice(f.Type(), 0, 0)
-		for _, p := range strings.Split(s, ",") {
-			if p = strings.TrimSpace(p); p != "" {
-				parts = reflect.Append(parts, reflect.ValueOf(p).Convert(f.Type().Elem()))
-			}
-		}
-		f.Set(parts)
-	default:
-		return fmt.Errorf("unsupported setting type %v", f.Type())
-	}
-	return nil
 }
 
 // MemoryBaseBytes is the part of a server's memory that does not grow with

@@ -10,6 +10,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
+// TestErrorCode: the produce-error code reported to the observer is the
+// Kafka error name or one word of a small fixed set.
 func TestErrorCode(t *testing.T) {
 	for _, c := range []struct {
 		err  error
@@ -25,8 +27,8 @@ func TestErrorCode(t *testing.T) {
 		{kgo.ErrRecordRetries, "retries"},
 		{errors.New("dial tcp: refused"), "other"},
 	} {
-		if got := errorCode(c.err); got != c.want {
-			t.Errorf("errorCode(%v) = %q, want %q", c.err, got, c.want)
+		if got := ErrorCode(c.err); got != c.want {
+			t.Errorf("ErrorCode(%v) = %q, want %q", c.err, got, c.want)
 		}
 	}
 }
