@@ -53,6 +53,13 @@ DESCRIPTOR_OPTIONS: Dict[str, str] = {
     "provenance_headers": "provenance_headers",
     "partition_field": "partition_field",
     "topic_field": "topic_field",
+    "subject_name_strategy": "subject_name_strategy",
+    "key_format": "key_format",
+    "key_fields": "key_fields",
+    "on_bad_row": "on_bad_row",
+    "dead_letter_topic": "dead_letter_topic",
+    "max_bad_rows": "max_bad_rows",
+    "report_offsets": "report_offsets",
 }
 
 
@@ -67,7 +74,7 @@ def descriptor_command(topic: str, options: Optional[Mapping[str, Any]] = None, 
             raise TypeError(f"unknown descriptor option {kw!r} (known: {', '.join(DESCRIPTOR_OPTIONS)})")
         if value is None:
             continue
-        if kw in ("value_fields", "exclude_fields"):
+        if kw in ("value_fields", "exclude_fields", "key_fields"):
             value = list(value)
         elif kw == "headers":
             value = {str(k): str(v) for k, v in dict(value).items()}
@@ -292,6 +299,13 @@ class Writer:
         provenance_headers: Optional[bool] = None,
         partition_field: Optional[str] = None,
         topic_field: Optional[str] = None,
+        subject_name_strategy: Optional[str] = None,
+        key_format: Optional[str] = None,
+        key_fields: Optional[Sequence[str]] = None,
+        on_bad_row: Optional[str] = None,
+        dead_letter_topic: Optional[str] = None,
+        max_bad_rows: Optional[float] = None,
+        report_offsets: Optional[bool] = None,
         options: Optional[Mapping[str, Any]] = None,
         max_batch_bytes: int = DEFAULT_MAX_BATCH_BYTES,
         max_batch_rows: int = DEFAULT_MAX_BATCH_ROWS,
@@ -334,6 +348,13 @@ class Writer:
             provenance_headers=provenance_headers,
             partition_field=partition_field,
             topic_field=topic_field,
+            subject_name_strategy=subject_name_strategy,
+            key_format=key_format,
+            key_fields=key_fields,
+            on_bad_row=on_bad_row,
+            dead_letter_topic=dead_letter_topic,
+            max_bad_rows=max_bad_rows,
+            report_offsets=report_offsets,
         )
         self._descriptor = flight.FlightDescriptor.for_command(json.dumps(cmd))
         self._topic = topic
