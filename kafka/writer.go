@@ -269,7 +269,8 @@ func (f *inflight) waitAll(ctx context.Context) error {
 // OpenAtLeastOnce returns a writer on the shared idempotent producer.
 func (s *Sink) OpenAtLeastOnce() sinkapi.Writer {
 	w := &atLeastOnce{cl: s.shared, bg: s.bg,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, obs: s.obs}}
+		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, obs: s.obs,
+			mapErr: s.mapProduceError, authFailure: s.creds.failureSince}}
 	w.promise = w.done
 	return w
 }

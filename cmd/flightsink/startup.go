@@ -75,8 +75,13 @@ func waitForKafka(ctx context.Context, ping func(context.Context) error, timeout
 
 // permanent reports whether a failed ping cannot succeed on a retry: the
 // brokers' certificate is refused, TLS meets a plaintext listener, or
-// Kafka answered with a non-retriable error (a SASL login it rejects).
+// Kafka answered with a non-retriable error (a SASL login it rejects), or
+// the credentials could not be obtained (a token endpoint refusing the
+// client secret): fixing those takes a person, and the message says what.
 func permanent(err error) bool {
+	if errors.Is(err, kafka.ErrAuthFailed) {
+		return true
+	}
 	var (
 		ke     *kerr.Error
 		verify *tls.CertificateVerificationError
