@@ -79,10 +79,10 @@ func (e *sqlError) Error() string { return e.msg }
 type tokKind int
 
 const (
-	tokEOF tokKind = iota
-	tokWord        // a bare word: keyword or identifier
-	tokQuoted      // a quoted identifier: "x" or `x`
-	tokString      // 'text'
+	tokEOF    tokKind = iota
+	tokWord           // a bare word: keyword or identifier
+	tokQuoted         // a quoted identifier: "x" or `x`
+	tokString         // 'text'
 	tokNumber
 	tokPunct
 )
