@@ -133,7 +133,15 @@ func (s *sqlService) DoGetStatement(ctx context.Context, t flightsql.StatementQu
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.empty(schema)
+	return s.noRows(schema)
+}
+
+// noRows is a stream of schema without batches: a probe's answer. (A
+// zero-row batch makes arrow-java's JDBC driver list every column twice.)
+func (s *sqlService) noRows(schema *arrow.Schema) (*arrow.Schema, <-chan flight.StreamChunk, error) {
+	ch := make(chan flight.StreamChunk)
+	close(ch)
+	return schema, ch, nil
 }
 
 // GetFlightInfoPreparedStatement answers a prepared probe.
@@ -159,7 +167,7 @@ func (s *sqlService) DoGetPreparedStatement(ctx context.Context, cmd flightsql.P
 	if err != nil {
 		return nil, nil, err
 	}
-	return s.empty(schema)
+	return s.noRows(schema)
 }
 
 // SetSessionOptions accepts the options the JDBC driver sends for its
