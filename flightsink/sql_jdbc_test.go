@@ -50,14 +50,14 @@ func jdbcDriver(t *testing.T) string {
 	return jar
 }
 
-// runJava runs testdata/jdbc/<main>.java with the driver on the classpath,
+// runJava runs testdata/<main>.java with the driver on the classpath,
 // in UTC as the README tells JDBC users, and returns its KEY=VALUE lines.
 func runJava(t *testing.T, jar, main string, args ...string) map[string]string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "java", append([]string{"--add-opens=java.base/java.nio=ALL-UNNAMED", "-Duser.timezone=UTC",
-		"-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", jar, filepath.Join("testdata", "jdbc", main+".java")}, args...)...)
+		"-Xmx256m", "-XX:TieredStopAtLevel=1", "-cp", jar, filepath.Join("testdata", main+".java")}, args...)...)
 	out, err := cmd.CombinedOutput()
 	t.Logf("java %s:\n%s", main, out)
 	if err != nil {
@@ -83,7 +83,7 @@ func TestJDBCDriverWrites(t *testing.T) {
 	table := kafkatest.TopicName(t)
 	const rows = 10_000
 	url := "jdbc:arrow-flight-sql://" + env.addr + "?useEncryption=false&flightsink-key-field=k"
-	out := runJava(t, jar, "JdbcWrite", url, table, strconv.Itoa(rows))
+	out := runJava(t, jar, "jdbc/JdbcWrite", url, table, strconv.Itoa(rows))
 
 	if out["TABLE_TYPES"] != "TABLE,TOPIC" {
 		t.Errorf("getTableTypes: %q", out["TABLE_TYPES"])
@@ -130,5 +130,64 @@ func TestJDBCDriverWrites(t *testing.T) {
 	}
 	if len(seen) != rows {
 		t.Fatalf("%d distinct keys, want %d", len(seen), rows)
+	}
+}
+
+// adbcClasspath resolves Java ADBC's Flight SQL driver and its
+// dependencies (testdata/adbc/pom.xml) with Maven.
+func adbcClasspath(t *testing.T) string {
+	t.Helper()
+	jdbcDriver(t) // the same tools
+	out := filepath.Join(t.TempDir(), "cp.txt")
+	cmd := exec.Command("mvn", "-q", "-B", "-f", filepath.Join("testdata", "adbc", "pom.xml"), "dependency:build-classpath", "-Dmdep.outputFile="+out)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("resolving Java ADBC with Maven: %v\n%s", err, b)
+	}
+	cp, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(string(cp))
+}
+
+// TestJavaADBCWrites: Java ADBC's bulk ingest (0.20.0) appends to a
+// declared table (binding int64 ids to an INTEGER column: cast by the
+// server) and creates a new table with int and string columns (it sends
+// CREATE TABLE, then a prepared INSERT); every row lands once.
+func TestJavaADBCWrites(t *testing.T) {
+	cp := adbcClasspath(t)
+	env := startServer(t, createTopics)
+	declared, created := kafkatest.TopicName(t), kafkatest.TopicName(t)+"-new"
+	cl := sqlClient(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := cl.ExecuteUpdate(ctx, `CREATE TABLE "`+declared+`" (k VARCHAR(32), id INTEGER NOT NULL) WITH (key_field = 'k')`); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 500
+	out := runJava(t, cp, "adbc/AdbcWrite", "grpc+tcp://"+env.addr, declared, created, strconv.Itoa(rows))
+	if out["APPEND_COUNT"] != strconv.Itoa(rows) || out["CREATE_COUNT"] != strconv.Itoa(rows) {
+		t.Errorf("counts: append %q, create %q; want %d", out["APPEND_COUNT"], out["CREATE_COUNT"], rows)
+	}
+	recs := kafkatest.ReadCommitted(t, env.brokers, declared)
+	if len(recs) != rows {
+		t.Fatalf("%s: %d records, want %d", declared, len(recs), rows)
+	}
+	for _, r := range recs {
+		var v struct {
+			K  string `json:"k"`
+			ID int    `json:"id"`
+		}
+		if err := json.Unmarshal(r.Value, &v); err != nil || string(r.Key) != v.K || v.K != "a-"+strconv.Itoa(v.ID) {
+			t.Fatalf("record %q %s: %v", r.Key, r.Value, err)
+		}
+	}
+	recs = kafkatest.ReadCommitted(t, env.brokers, created)
+	if len(recs) != rows {
+		t.Fatalf("%s: %d records, want %d", created, len(recs), rows)
+	}
+	var v map[string]any
+	if err := json.Unmarshal(recs[0].Value, &v); err != nil || v["s"] != "s-"+strconv.Itoa(int(v["n"].(float64))) {
+		t.Fatalf("created table record %s: %v", recs[0].Value, err)
 	}
 }

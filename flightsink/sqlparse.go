@@ -258,11 +258,33 @@ func (p *sqlParser) ident(what string) (string, error) {
 // tableName reads [catalog.][schema.]table; the table is the last part
 // (topics live in one unnamed schema, so qualifiers name nothing).
 func (p *sqlParser) tableName() (string, error) {
-	name, err := p.ident("a table name")
+	name, err := p.topicPart()
 	for err == nil && p.acceptPunct(".") {
-		name, err = p.ident("a table name after \".\"")
+		name, err = p.topicPart()
 	}
 	return name, err
+}
+
+// topicPart reads one part of a table name: an identifier, where a bare
+// one may also hold "-" between words and digits written without spaces
+// (orders-v2): Kafka topic names do, and Java ADBC sends them unquoted.
+func (p *sqlParser) topicPart() (string, error) {
+	t := p.peek()
+	name, err := p.ident("a table name")
+	if err != nil || t.kind != tokWord {
+		return name, err
+	}
+	end := t.pos + len(t.text)
+	for {
+		dash, after := p.toks[p.i], p.toks[min(p.i+1, len(p.toks)-1)]
+		if dash.kind != tokPunct || dash.text != "-" || dash.pos != end || after.pos != end+1 ||
+			after.kind != tokWord && after.kind != tokNumber {
+			return name, nil
+		}
+		name += "-" + after.text
+		end = after.pos + len(after.text)
+		p.i += 2
+	}
 }
 
 // end accepts an optional ";" and requires the end of the statement.

@@ -88,6 +88,12 @@ func TestParseInsert(t *testing.T) {
 		st.rows[2][1] != (sqlValue{valString, "2026-01-02"}) {
 		t.Fatalf("%+v", st)
 	}
+	if st, err := parseSQL("INSERT INTO orders-v2-2026 VALUES (?, ?)"); err != nil || st.table != "orders-v2-2026" {
+		t.Fatalf("a topic name with dashes: %+v %v", st, err)
+	}
+	if _, err := parseSQL("INSERT INTO orders - v2 VALUES (?)"); err == nil {
+		t.Fatal("accepted a spaced dash in a table name")
+	}
 	for _, bad := range []string{"INSERT INTO t VALUES (?, 1)", "INSERT INTO t VALUES (1), (1, 2)", "INSERT INTO t (a) VALUES (1, 2)",
 		"INSERT INTO t VALUES (?), (?)", "INSERT t VALUES (1)", "INSERT INTO t VALUES (1) junk"} {
 		if _, err := parseSQL(bad); err == nil {
