@@ -11,12 +11,15 @@ import (
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"github.com/apache/arrow-go/v18/arrow/flight/flightsql"
+	pb "github.com/apache/arrow-go/v18/arrow/flight/gen/flight"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/flightsink/flightsink/flightsink"
 	"github.com/flightsink/flightsink/internal/kafkatest"
@@ -213,4 +216,53 @@ func paramBatch(t *testing.T, schema *arrow.Schema, rows string) arrow.RecordBat
 		t.Fatal(err)
 	}
 	return rec
+}
+
+// TestSQLPermissions: only a principal with declare_tables declares
+// tables; a prepared statement runs only for the principal that prepared
+// it (its handle, replayed by another, is refused and writes nothing).
+func TestSQLPermissions(t *testing.T) {
+	const aliceToken, bobToken = "alice-token-0123456789abcdef", "bob-token-0123456789abcdef"
+	var cfg flightsink.AuthConfig
+	cfg.Tokens = []flightsink.TokenConfig{{Principal: "alice"}, {Principal: "bob"}}
+	cfg.Tokens[0].Token.Value, cfg.Tokens[1].Token.Value = aliceToken, bobToken
+	cfg.Principals = []flightsink.PrincipalConfig{{Name: "alice", Topics: []string{"*"}, DeclareTables: true}, {Name: "bob", Topics: []string{"*"}}}
+	env := startServerWith(t, []flightsink.Option{flightsink.WithAuth(cfg)}, nil, createTopics)
+	alice := sqlClient(t, env, grpc.WithPerRPCCredentials(bearer(aliceToken)))
+	bob := sqlClient(t, env, grpc.WithPerRPCCredentials(bearer(bobToken)))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	table := kafkatest.TopicName(t)
+
+	var trailer metadata.MD
+	_, err := bob.ExecuteUpdate(ctx, `CREATE TABLE "`+table+`" (id INT)`, grpc.Trailer(&trailer))
+	wantSQLStatus(t, "bob declares", err, trailer, codes.PermissionDenied, "forbidden")
+	if _, err := alice.ExecuteUpdate(ctx, `CREATE TABLE "`+table+`" (id INT)`); err != nil {
+		t.Fatalf("alice declares: %v", err)
+	}
+
+	prep, err := alice.Prepare(ctx, `INSERT INTO "`+table+`" VALUES (?)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prep.Close(ctx)
+	params := paramBatch(t, prep.ParameterSchema(), `[{"id": 1}]`)
+	defer params.Release()
+	// Bob replays alice's handle on a DoPut of his own.
+	cmd, err := anypb.New(&pb.CommandPreparedStatementUpdate{PreparedStatementHandle: prep.Handle()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := proto.Marshal(cmd)
+	res := env.as(t, bobToken, nil).put(t, &flight.FlightDescriptor{Type: flight.DescriptorCMD, Cmd: b}, params.Schema(), batch(params))
+	if res.code != codes.PermissionDenied || res.reason != "forbidden" {
+		t.Fatalf("bob runs alice's statement: %v %s %q", res.code, res.reason, res.message)
+	}
+	prep.SetParameters(params)
+	if n, err := prep.ExecuteUpdate(ctx); err != nil || n != 1 {
+		t.Fatalf("alice runs her statement: %d %v", n, err)
+	}
+	if got := kafkatest.CountCommitted(t, env.brokers, table); got != 1 {
+		t.Fatalf("%d committed records, want alice's 1", got)
+	}
 }
