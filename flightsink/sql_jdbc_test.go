@@ -82,7 +82,8 @@ func TestJDBCDriverWrites(t *testing.T) {
 	env := startServer(t, createTopics)
 	table := kafkatest.TopicName(t)
 	const rows = 10_000
-	url := "jdbc:arrow-flight-sql://" + env.addr + "?useEncryption=false&flightsink-key-field=k"
+	// catalog: the driver sends SetSessionOptions, which must be answered.
+	url := "jdbc:arrow-flight-sql://" + env.addr + "?useEncryption=false&flightsink-key-field=k&catalog=kafka"
 	out := runJava(t, jar, "jdbc/JdbcWrite", url, table, strconv.Itoa(rows))
 
 	if out["TABLE_TYPES"] != "TABLE,TOPIC" {

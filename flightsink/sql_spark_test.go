@@ -136,3 +136,27 @@ func TestSparkJDBCWrites(t *testing.T) {
 	}
 	checkSparkRows(t, env, table, rows)
 }
+
+// TestSparkCreatesTable: pyspark 4.1.0 writing to a table that does not
+// exist sends CREATE TABLE in its dialect with createTableOptions
+// (WITH (key_field = 'k')), then inserts: every row lands once. (4.1.1 and
+// later re-throw the failed table-exists probe: the README says so.)
+func TestSparkCreatesTable(t *testing.T) {
+	jar := jdbcDriver(t)
+	py := sparkPython(t, "4.1.0")
+	env := startServer(t, createTopics)
+	declared, created := kafkatest.TopicName(t), kafkatest.TopicName(t)+"-created"
+	cl := sqlClient(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := cl.ExecuteUpdate(ctx, `CREATE TABLE "`+declared+`" `+sparkColumns+` WITH (key_field = 'k')`); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 1000
+	out := runSpark(t, py, "jdbc:arrow-flight-sql://"+env.addr+"?useEncryption=false", jar, declared, created, strconv.Itoa(rows))
+	if out["APPEND"] != "ok" || out["CREATE"] != "ok" {
+		t.Fatalf("append %q, create %q", out["APPEND"], out["CREATE"])
+	}
+	checkSparkRows(t, env, declared, rows)
+	checkSparkRows(t, env, created, rows)
+}
