@@ -90,8 +90,9 @@ func (s *sqlService) ClosePreparedStatement(context.Context, flightsql.ActionClo
 	return nil
 }
 
-// probe opens a statement for the principal and checks it is a probe:
-// the declared table's result schema.
+// probe parses a query and answers its result schema: a schema probe of
+// a table the caller may write and that is declared; other statements
+// are refused.
 func (s *sqlService) probe(ctx context.Context, sql string) (*arrow.Schema, error) {
 	st, err := parseSQL(sql)
 	if err != nil {

@@ -64,7 +64,8 @@ func decodeTable(t sinkapi.Table, mem memory.Allocator) (*tableDecl, error) {
 // declareTable runs CREATE TABLE for principal p: the principal may
 // declare tables and write the topic; the options name declared columns;
 // the topic is created when missing (and kafka.create_topics allows), then
-// the declaration is stored. It returns whether a table was declared.
+// the declaration is stored. A declared table is AlreadyExists, or nothing
+// to do with IF NOT EXISTS.
 func declareTable(ctx context.Context, sink Kafka, p *Principal, st *sqlStatement, sql string, mem memory.Allocator) error {
 	if !p.anonymous && !p.declareTables {
 		return newError(codes.PermissionDenied, ReasonForbidden,
@@ -312,7 +313,7 @@ func (h *handleSigner) open(handle []byte, p *Principal) (stmtClaims, error) {
 	return c, nil
 }
 
-// sqlError maps a parser error to a status: an unsupported statement is
+// sqlStatus maps a parser error to a status: an unsupported statement is
 // Unimplemented, saying what this server does; a malformed one bad_request.
 func sqlStatus(err error) error {
 	var se *sqlError
