@@ -3,6 +3,7 @@ package flightsink_test
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -264,5 +265,49 @@ func TestSQLPermissions(t *testing.T) {
 	}
 	if got := kafkatest.CountCommitted(t, env.brokers, table); got != 1 {
 		t.Fatalf("%d committed records, want alice's 1", got)
+	}
+}
+
+// TestSQLBoundTypes: bound parameters of other types than the statement's
+// (Java ADBC binds its own) are cast safely to the declared ones, or the
+// execution is refused naming the column and writes nothing.
+func TestSQLBoundTypes(t *testing.T) {
+	env := startServer(t, createTopics)
+	cl := sqlClient(t, env)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	table := kafkatest.TopicName(t)
+	if _, err := cl.ExecuteUpdate(ctx, `CREATE TABLE "`+table+`" (n INT, s VARCHAR)`); err != nil {
+		t.Fatal(err)
+	}
+	prep, err := cl.Prepare(ctx, `INSERT INTO "`+table+`" (n, s) VALUES (?, ?)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer prep.Close(ctx)
+	own := arrow.NewSchema([]arrow.Field{{Name: "a", Type: arrow.PrimitiveTypes.Int64, Nullable: true},
+		{Name: "b", Type: arrow.BinaryTypes.LargeString, Nullable: true}}, nil)
+	ok := paramBatch(t, own, `[{"a": 1, "b": "x"}, {"a": -2147483648, "b": null}]`)
+	defer ok.Release()
+	prep.SetParameters(ok)
+	if n, err := prep.ExecuteUpdate(ctx); err != nil || n != 2 {
+		t.Fatalf("int64 and large_string parameters: %d %v", n, err)
+	}
+	tooBig := paramBatch(t, own, `[{"a": 1, "b": "y"}, {"a": 4294967296, "b": "z"}]`)
+	defer tooBig.Release()
+	prep.SetParameters(tooBig)
+	var trailer metadata.MD
+	_, err = prep.ExecuteUpdate(ctx, grpc.Trailer(&trailer))
+	wantSQLStatus(t, "an int64 over INT's range", err, trailer, codes.InvalidArgument, "bad_schema")
+	if !strings.Contains(status.Convert(err).Message(), `column "n"`) {
+		t.Fatalf("the message should name the column: %v", err)
+	}
+	var values []string
+	for _, r := range kafkatest.ReadCommitted(t, env.brokers, table) {
+		values = append(values, string(r.Value))
+	}
+	slices.Sort(values)
+	if strings.Join(values, " ") != `{"n":-2147483648,"s":null} {"n":1,"s":"x"}` {
+		t.Fatalf("records %q, want the first execution's 2", values)
 	}
 }
