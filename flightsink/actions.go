@@ -57,7 +57,9 @@ func (s *Server) DoAction(action *flight.Action, stream flight.FlightService_DoA
 	}
 	if strings.HasPrefix(action.Type, "BeginTransaction") || strings.HasPrefix(action.Type, "EndTransaction") ||
 		strings.HasPrefix(action.Type, "BeginSavepoint") || strings.HasPrefix(action.Type, "EndSavepoint") ||
-		strings.Contains(action.Type, "PreparedStatement") || strings.HasPrefix(action.Type, "Cancel") {
+		strings.Contains(action.Type, "PreparedStatement") || strings.HasPrefix(action.Type, "Cancel") ||
+		action.Type == flight.SetSessionOptionsActionType || action.Type == flight.GetSessionOptionsActionType ||
+		action.Type == flight.CloseSessionActionType { // the JDBC driver's catalog property
 		return s.sql.DoAction(action, stream)
 	}
 	return newError(codes.Unimplemented, ReasonUnimplemented, "unknown action %q; ListActions lists the actions this server serves", clip(action.Type))

@@ -25,6 +25,8 @@ type Principal struct {
 	delivery   []Delivery
 	maxStreams int
 	anonymous  bool
+	// declareTables: may declare tables (CREATE TABLE through Flight SQL).
+	declareTables bool
 }
 
 // Anonymous is the principal of every client when no credentials are configured.

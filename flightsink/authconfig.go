@@ -101,6 +101,9 @@ type PrincipalConfig struct {
 	Delivery []Delivery `yaml:"delivery"`
 	// MaxStreams caps this principal's open streams; 0: only flight.max_streams.
 	MaxStreams int `yaml:"max_streams"`
+	// DeclareTables lets the principal declare tables (Flight SQL CREATE
+	// TABLE) on the topics it may write. The anonymous principal may.
+	DeclareTables bool `yaml:"declare_tables"`
 }
 
 // Client certificate principal mappings (AuthConfig.ClientCertPrincipal).
@@ -182,7 +185,8 @@ func buildAuthenticator(c AuthConfig, f Config, m *metrics.Metrics) (*authentica
 				return nil, fmt.Errorf("auth.principals[%d].delivery: %q is not at_least_once or exactly_once", i, d)
 			}
 		}
-		principals[pc.Name] = &Principal{Name: pc.Name, topics: pc.Topics, delivery: pc.Delivery, maxStreams: pc.MaxStreams}
+		principals[pc.Name] = &Principal{Name: pc.Name, topics: pc.Topics, delivery: pc.Delivery, maxStreams: pc.MaxStreams,
+			declareTables: pc.DeclareTables}
 	}
 	lookup := func(name, setting string) (*Principal, error) {
 		if p, ok := principals[name]; ok {

@@ -38,6 +38,7 @@ const (
 	ReasonTooManyStreams   Reason = "too_many_streams"
 	ReasonTopicMissing     Reason = "topic_missing"
 	ReasonTopicExists      Reason = "topic_exists"
+	ReasonAppendOnly       Reason = "append_only"
 	ReasonClientAbort      Reason = "client_abort"
 	ReasonFenced           Reason = "fenced"
 	ReasonTxnTimeout       Reason = "txn_timeout"
@@ -92,8 +93,9 @@ var Reasons = []ReasonInfo{
 	row(ReasonBatchTooLarge, codes.ResourceExhausted, false, "a record batch exceeds `flight.max_batch_rows` or `flight.max_batch_bytes` (as its header declares it, or decoded), or the stream's dictionaries exceed `flight.max_batch_bytes`", "send smaller batches or dictionaries"),
 	row(ReasonTooLargeTxn, codes.ResourceExhausted, false, "the open transaction exceeds `kafka.max_transaction_rows` (or an ingest nears `kafka.transaction_timeout`)", "checkpoint more often"),
 	row(ReasonTooManyStreams, codes.ResourceExhausted, true, "`flight.max_streams` (or the principal's `max_streams`) streams are open", "retry later, or on another replica"),
-	row(ReasonTopicMissing, codes.NotFound, false, "the topic does not exist and `kafka.create_topics` is off (FailedPrecondition: a Flight SQL ingest asked to create it)", "create the topic", codes.FailedPrecondition),
-	row(ReasonTopicExists, codes.AlreadyExists, false, "Flight SQL ingest mode `create` on an existing topic", "use mode `append` or `create_append`"),
+	row(ReasonTopicMissing, codes.NotFound, false, "the topic does not exist and `kafka.create_topics` is off (FailedPrecondition: a Flight SQL ingest or `CREATE TABLE` asked to create it), or a SQL statement names a table that is not declared", "create the topic, or `CREATE TABLE` it", codes.FailedPrecondition),
+	row(ReasonTopicExists, codes.AlreadyExists, false, "Flight SQL ingest mode `create` on an existing topic, or `CREATE TABLE` of a declared table", "use mode `append` or `create_append`; `CREATE TABLE IF NOT EXISTS`"),
+	row(ReasonAppendOnly, codes.FailedPrecondition, false, "`DROP TABLE` or `TRUNCATE`: topics are append-only (forgetting a declaration is an admin action)", "write to the table, or ask an admin"),
 	row(ReasonClientAbort, codes.Aborted, false, "the client sent `{\"abort\": ...}`", "–"),
 	row(ReasonFenced, codes.Aborted, false, "a newer stream of the same `writer_id` took over", "none: the newer stream owns the writer"),
 	row(ReasonTxnTimeout, codes.Aborted, true, "the broker aborted the transaction after `kafka.transaction_timeout`", "resume; checkpoint more often"),

@@ -37,4 +37,11 @@ type Kafka interface {
 	SchemaRegistry() sinkapi.Registry
 	// Limits are the settings a stream checks against.
 	Limits() sinkapi.Limits
+	// Tables returns the tables declared through Flight SQL, by topic, as
+	// every replica sees them; DeclareTable stores a declaration.
+	Tables(ctx context.Context) (map[string]sinkapi.Table, error)
+	DeclareTable(ctx context.Context, t sinkapi.Table) error
+	// CreateTopicWith is CreateTopic with a partition count (0: the
+	// broker's default).
+	CreateTopicWith(ctx context.Context, topic string, partitions int32) error
 }

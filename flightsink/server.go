@@ -140,6 +140,7 @@ type Server struct {
 	metrics  *metrics.Metrics // nil: none
 	authCfg  AuthConfig
 	auth     *authenticator // nil: everyone is Anonymous
+	handles  *handleSigner  // Flight SQL prepared statement handles
 	grpcOpts []grpc.ServerOption
 
 	mu           sync.Mutex
@@ -209,7 +210,8 @@ func NewServer(cfg Config, sink Kafka, opts ...Option) (*Server, error) {
 	if s.auth != nil {
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(s.auth.unary), grpc.ChainStreamInterceptor(s.auth.stream))
 	}
-	s.sql = flightsql.NewFlightServerWithAllocator(newSQLService(sink, s.mem), s.mem)
+	s.handles = newHandleSigner(s.auth)
+	s.sql = flightsql.NewFlightServerWithAllocator(newSQLService(sink, s.mem, s.handles), s.mem)
 	s.grpc = grpc.NewServer(gopts...)
 	flight.RegisterFlightServiceServer(s.grpc, s)
 	return s, nil

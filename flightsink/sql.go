@@ -17,30 +17,33 @@ import (
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/flightsink/flightsink/kafka/sinkapi"
 )
 
 // errOnlyIngests answers every Flight SQL call flightsink does not serve.
 var errOnlyIngests = status.Error(codes.Unimplemented,
-	"flightsink only ingests: it serves Flight SQL bulk ingest (CommandStatementIngest, e.g. ADBC adbc_ingest) "+
-		"and metadata (GetSqlInfo, GetTables); it runs no SQL queries or updates")
+	"flightsink only writes: it serves Flight SQL bulk ingest (CommandStatementIngest, e.g. ADBC adbc_ingest), "+
+		"CREATE TABLE and INSERT statements, schema probes (SELECT * FROM t WHERE 1=0) and metadata; it runs no other queries")
 
 // sqlService answers the Flight SQL metadata calls ADBC drivers and engines
 // make around an ingest: GetSqlInfo (what the server supports) and
 // GetTables (the topics). Ingest itself runs on the DoPut stream loop.
 type sqlService struct {
 	flightsql.BaseServer
-	sink Kafka
+	sink    Kafka
+	handles *handleSigner // signs prepared statement handles (sqlstatements.go)
 }
 
-func newSQLService(sink Kafka, mem memory.Allocator) *sqlService {
-	s := &sqlService{sink: sink}
+func newSQLService(sink Kafka, mem memory.Allocator, handles *handleSigner) *sqlService {
+	s := &sqlService{sink: sink, handles: handles}
 	s.Alloc = mem
 	for id, v := range map[flightsql.SqlInfo]any{
 		flightsql.SqlInfoFlightSqlServerName:                        "flightsink",
 		flightsql.SqlInfoFlightSqlServerVersion:                     "1",
 		flightsql.SqlInfoFlightSqlServerArrowVersion:                "18",
 		flightsql.SqlInfoFlightSqlServerReadOnly:                    false,
-		flightsql.SqlInfoFlightSqlServerSql:                         false,
+		flightsql.SqlInfoFlightSqlServerSql:                         true, // CREATE TABLE, INSERT, schema probes
 		flightsql.SqlInfoFlightSqlServerSubstrait:                   false,
 		flightsql.SqlInfoFlightSqlServerTransaction:                 int32(flightsql.SqlTransactionNone),
 		flightsql.SqlInfoFlightSqlServerCancel:                      false,
@@ -52,24 +55,9 @@ func newSQLService(sink Kafka, mem memory.Allocator) *sqlService {
 	return s
 }
 
-// GetFlightInfoStatement refuses queries.
-func (s *sqlService) GetFlightInfoStatement(context.Context, flightsql.StatementQuery, *flight.FlightDescriptor) (*flight.FlightInfo, error) {
-	return nil, errOnlyIngests
-}
-
 // GetFlightInfoSubstraitPlan refuses queries.
 func (s *sqlService) GetFlightInfoSubstraitPlan(context.Context, flightsql.StatementSubstraitPlan, *flight.FlightDescriptor) (*flight.FlightInfo, error) {
 	return nil, errOnlyIngests
-}
-
-// DoPutCommandStatementUpdate refuses updates.
-func (s *sqlService) DoPutCommandStatementUpdate(context.Context, flightsql.StatementUpdate) (int64, error) {
-	return 0, errOnlyIngests
-}
-
-// CreatePreparedStatement refuses prepared statements.
-func (s *sqlService) CreatePreparedStatement(context.Context, flightsql.ActionCreatePreparedStatementRequest) (flightsql.ActionCreatePreparedStatementResult, error) {
-	return flightsql.ActionCreatePreparedStatementResult{}, errOnlyIngests
 }
 
 // GetFlightInfoTables points the client at DoGetTables.
@@ -82,22 +70,26 @@ func (s *sqlService) GetFlightInfoTables(_ context.Context, cmd flightsql.GetTab
 }
 
 // DoGetTables lists the topics the caller may write that match the
-// filters, as tables of type "TOPIC" in no catalog or schema. Topics have no
-// fixed Arrow schema: with include_schema, each gets an empty one.
+// filters, in no catalog or schema: declared tables (type TABLE, with
+// their schema: the columns JDBC's getColumns lists) and the other topics
+// (type TOPIC, with an empty schema: their rows have none fixed).
 func (s *sqlService) DoGetTables(ctx context.Context, cmd flightsql.GetTables) (*arrow.Schema, <-chan flight.StreamChunk, error) {
 	if c := cmd.GetCatalog(); c != nil && *c != "" {
-		return s.tables(cmd, nil)
+		return s.tables(cmd, nil, nil)
 	}
+	wantTable, wantTopic := true, true
 	if types := cmd.GetTableTypes(); len(types) > 0 {
-		ok := false
+		wantTable, wantTopic = false, false
 		for _, t := range types {
-			ok = ok || strings.EqualFold(t, "TOPIC") || strings.EqualFold(t, "TABLE")
-		}
-		if !ok {
-			return s.tables(cmd, nil)
+			wantTable = wantTable || strings.EqualFold(t, "TABLE")
+			wantTopic = wantTopic || strings.EqualFold(t, "TOPIC")
 		}
 	}
 	topics, err := s.sink.ListTopics(ctx)
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	declared, err := s.sink.Tables(ctx)
 	if err != nil {
 		return nil, nil, classify(err)
 	}
@@ -109,14 +101,17 @@ func (s *sqlService) DoGetTables(ctx context.Context, cmd flightsql.GetTables) (
 		if reservedTopic(s.sink, t) != "" || !principal.allowTopic(t) {
 			continue
 		}
+		if _, ok := declared[t]; ok && !wantTable || !ok && !wantTopic {
+			continue
+		}
 		if p := cmd.GetTableNameFilterPattern(); p == nil || likeMatch(*p, t) {
 			match = append(match, t)
 		}
 	}
-	return s.tables(cmd, match)
+	return s.tables(cmd, match, declared)
 }
 
-func (s *sqlService) tables(cmd flightsql.GetTables, topics []string) (*arrow.Schema, <-chan flight.StreamChunk, error) {
+func (s *sqlService) tables(cmd flightsql.GetTables, topics []string, declared map[string]sinkapi.Table) (*arrow.Schema, <-chan flight.StreamChunk, error) {
 	schema := schema_ref.Tables
 	if cmd.GetIncludeSchema() {
 		schema = schema_ref.TablesWithIncludedSchema
@@ -128,15 +123,43 @@ func (s *sqlService) tables(cmd flightsql.GetTables, topics []string) (*arrow.Sc
 		b.Field(0).AppendNull()
 		b.Field(1).AppendNull()
 		b.Field(2).(*array.StringBuilder).Append(t)
-		b.Field(3).(*array.StringBuilder).Append("TOPIC")
+		decl, ok := declared[t]
+		if ok {
+			b.Field(3).(*array.StringBuilder).Append("TABLE")
+		} else {
+			b.Field(3).(*array.StringBuilder).Append("TOPIC")
+		}
 		if cmd.GetIncludeSchema() {
-			b.Field(4).(*array.BinaryBuilder).Append(empty)
+			ser := empty
+			if ok {
+				if d, err := decodeTable(decl, s.Alloc); err == nil {
+					ser = flight.SerializeSchema(probeSchema(d.schema), s.Alloc)
+				}
+			}
+			b.Field(4).(*array.BinaryBuilder).Append(ser)
 		}
 	}
 	ch := make(chan flight.StreamChunk, 1)
 	ch <- flight.StreamChunk{Data: b.NewRecordBatch()}
 	close(ch)
 	return schema, ch, nil
+}
+
+// GetFlightInfoTableTypes points the client at DoGetTableTypes.
+func (s *sqlService) GetFlightInfoTableTypes(_ context.Context, desc *flight.FlightDescriptor) (*flight.FlightInfo, error) {
+	return s.info(desc, schema_ref.TableTypes), nil
+}
+
+// DoGetTableTypes lists the two kinds of table: TABLE (a declared one) and
+// TOPIC (any other topic).
+func (s *sqlService) DoGetTableTypes(context.Context) (*arrow.Schema, <-chan flight.StreamChunk, error) {
+	b := array.NewRecordBuilder(s.Alloc, schema_ref.TableTypes)
+	defer b.Release()
+	b.Field(0).(*array.StringBuilder).AppendValues([]string{"TABLE", "TOPIC"}, nil)
+	ch := make(chan flight.StreamChunk, 1)
+	ch <- flight.StreamChunk{Data: b.NewRecordBatch()}
+	close(ch)
+	return schema_ref.TableTypes, ch, nil
 }
 
 // likeMatch applies a SQL LIKE pattern (% and _, backslash escapes).
@@ -175,6 +198,9 @@ func ingestCommand(fd *flight.FlightDescriptor) (*pb.CommandStatementIngest, err
 	}
 	var cmd pb.CommandStatementIngest
 	if !any.MessageIs(&cmd) {
+		if isSQLUpdate(&any) {
+			return nil, nil // sqlUpdateCommand's
+		}
 		return nil, errOnlyIngests
 	}
 	if err := any.UnmarshalTo(&cmd); err != nil {

@@ -33,6 +33,7 @@ type stream struct {
 	plan     sinkapi.Plan
 	ckpt     checkpointer
 	ingest   *ingestState // a Flight SQL bulk ingest: no markers or acks, commits by its own policy
+	bind     *sqlBind     // a prepared INSERT: batches of parameters become the table's rows
 
 	rows           int64 // rows read from the client so far (the next row's stream number)
 	batches        int64 // record batches read so far
@@ -91,14 +92,18 @@ func (st *stream) run() (err error) {
 	if err != nil {
 		return err
 	}
+	if done, err := st.sqlUpdate(first, recv); done || err != nil {
+		return err // a SQL statement answered on its own (sqlstatements.go)
+	}
 	ingest, err := ingestCommand(first.FlightDescriptor)
 	if err != nil {
 		return err
 	}
-	if ingest != nil {
+	switch {
+	case ingest != nil:
 		st.ingest = &ingestState{}
 		st.desc, err = st.ingestDescriptor(ingest)
-	} else {
+	case st.desc == nil:
 		st.desc, err = ParseDescriptor(first.FlightDescriptor)
 	}
 	if err != nil {
@@ -122,7 +127,7 @@ func (st *stream) run() (err error) {
 		return badStream("the first message carries no schema (data_header is empty); the schema must come with the descriptor")
 	}
 	var topic sinkapi.TopicInfo
-	if st.ingest != nil {
+	if ingest != nil {
 		topic, err = st.ingestTopic(ingest)
 	} else {
 		topic, err = st.srv.sink.Topic(st.ctx, st.desc.Topic)
@@ -148,7 +153,11 @@ func (st *stream) run() (err error) {
 			return err
 		}
 	}
-	if st.plan, err = st.srv.sink.NewPlan(src.Schema(), opts, topic, st.register()); err != nil {
+	schema := src.Schema()
+	if st.bind != nil {
+		schema = st.bind.table.schema // bound parameters become the table's rows
+	}
+	if st.plan, err = st.srv.sink.NewPlan(schema, opts, topic, st.register()); err != nil {
 		return planError(err)
 	}
 
@@ -231,6 +240,14 @@ func (st *stream) loop(src *eventSource) error {
 // chunk is checked whole (encoded once without producing) before any of it
 // is produced, so nothing of a rejected batch reaches Kafka.
 func (st *stream) produce(rec arrow.RecordBatch, unit int64) error {
+	if st.bind != nil {
+		bound, err := st.bind.bindBatch(rec)
+		if err != nil {
+			return err
+		}
+		defer bound.Release()
+		rec = bound
+	}
 	size := batchBytes(rec)
 	st.srv.metrics.BatchIn(rec.NumRows(), size)
 	if size > st.srv.cfg.MaxBatchBytes {

@@ -76,6 +76,10 @@ type Config struct {
 	ProgressTopic string `yaml:"progress_topic"`
 	// ProgressTopicPartitions is its partition count when it is created.
 	ProgressTopicPartitions int32 `yaml:"progress_topic_partitions"`
+	// TablesTopic is the compacted single-partition topic of the tables
+	// declared through Flight SQL (CREATE TABLE); created on the first
+	// declaration.
+	TablesTopic string `yaml:"tables_topic"`
 	// MaxTransactionRows bounds the rows of one open transaction (the rows
 	// of an exactly-once stream since its last checkpoint); more is
 	// ResourceExhausted. 0 means no limit.
@@ -114,6 +118,7 @@ func DefaultConfig() Config {
 		MaxExactlyOnceStreams:   64,
 		ProgressTopic:           "flightsink-writers",
 		ProgressTopicPartitions: 8,
+		TablesTopic:             "flightsink-tables",
 		MaxTransactionRows:      50_000_000,
 	}
 }
@@ -169,6 +174,9 @@ func (c *Config) validate() error {
 	}
 	if c.ProgressTopic == "" || !ValidIDPart(c.ProgressTopic) {
 		return fmt.Errorf("kafka.progress_topic: %q must be a valid topic name", c.ProgressTopic)
+	}
+	if c.TablesTopic == "" || !ValidIDPart(c.TablesTopic) {
+		return fmt.Errorf("kafka.tables_topic: %q must be a valid topic name", c.TablesTopic)
 	}
 	if c.ProgressTopicPartitions < 1 {
 		return fmt.Errorf("kafka.progress_topic_partitions: %d must be at least 1", c.ProgressTopicPartitions)

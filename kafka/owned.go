@@ -9,5 +9,6 @@ func (s *Sink) OwnedTopics() map[string]string {
 	return map[string]string{
 		s.cfg.ProgressTopic: "kafka.progress_topic",
 		s.cfg.ReplicaTopic:  "kafka.replica_topic",
+		s.cfg.TablesTopic:   "kafka.tables_topic",
 	}
 }

@@ -43,6 +43,8 @@ type Sink struct {
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
 
+	tableStore tableStore // the replay of kafka.tables_topic (tables.go)
+
 	replica string                       // the name in the pool ids: kafka.replica, or the one ClaimReplica got
 	claim   atomic.Pointer[ReplicaClaim] // nil: no claim made (library use, tests)
 }
