@@ -1,15 +1,19 @@
 package flightsink_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
 	"google.golang.org/grpc/codes"
+
+	client "github.com/flightsink/flightsink/clients/go/fsclient"
 
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
@@ -201,5 +205,42 @@ func TestReportOffsets(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestGoClientBadRowsAndOffsets: the Go client asks for dead-lettering and
+// offsets, and its Ack and Done carry the counts and the offsets.
+func TestGoClientBadRowsAndOffsets(t *testing.T) {
+	env := startServer(t)
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 2, nil)
+	kafkatest.CreateTopic(t, env.brokers, topic+".dlq", 1, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c, err := client.Dial(env.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w, err := c.Open(ctx, client.Descriptor{Topic: topic, PartitionField: "part", OnBadRow: "dead_letter", ReportOffsets: true}, partSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := partBatch(0, 10, 4)
+	defer rec.Release()
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	ack, err := w.Checkpoint(ctx)
+	if err != nil || ack.Rows != 10 || ack.DeadLetteredRows != 1 || ack.Offsets == nil {
+		t.Fatalf("Checkpoint = %+v, %v; want 10 rows, 1 dead-lettered, offsets", ack, err)
+	}
+	parts := (*ack.Offsets)[topic]
+	if rng, ok := parts["0"]; !ok || rng[1]-rng[0] != 8 || len((*ack.Offsets)[topic+".dlq"]) != 1 {
+		t.Fatalf("offsets %v: want 9 records in %s partition 0 and one dead-letter record", *ack.Offsets, topic)
+	}
+	done, err := w.Close(ctx)
+	if err != nil || done.DeadLetteredRows != 1 || done.TotalRows != 10 {
+		t.Fatalf("Close = %+v, %v", done, err)
 	}
 }

@@ -123,7 +123,14 @@ type Ack struct {
 	// Under OnBadRow skip or dead_letter: the rows among Rows left out.
 	SkippedRows      int64 `json:"skipped_rows"`
 	DeadLetteredRows int64 `json:"dead_lettered_rows"`
+	// With ReportOffsets: the records written since the previous ack (a
+	// pointer, so Ack stays comparable).
+	Offsets *Offsets `json:"offsets,omitempty"`
 }
+
+// Offsets are the first and last offsets written, by topic and partition
+// (the partition as decimal text, as JSON object keys are).
+type Offsets map[string]map[string][2]int64
 
 // Done is the server's last message after a clean close.
 type Done struct {
@@ -134,6 +141,8 @@ type Done struct {
 	// Under OnBadRow skip or dead_letter: the stream's rows left out.
 	SkippedRows      int64 `json:"skipped_rows"`
 	DeadLetteredRows int64 `json:"dead_lettered_rows"`
+	// With ReportOffsets: the tail's records, since the last ack.
+	Offsets *Offsets `json:"offsets,omitempty"`
 }
 
 // Error is a failed stream: the gRPC code, the server's machine-readable

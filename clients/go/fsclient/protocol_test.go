@@ -104,11 +104,12 @@ type (
 		CommittedRows  int64   `json:"committed_rows"`
 	}
 	ackExpect struct {
-		Checkpoint       int64 `json:"checkpoint"`
-		Rows             int64 `json:"rows"`
-		TotalRows        int64 `json:"total_rows"`
-		SkippedRows      int64 `json:"skipped_rows"`
-		DeadLetteredRows int64 `json:"dead_lettered_rows"`
+		Checkpoint       int64             `json:"checkpoint"`
+		Rows             int64             `json:"rows"`
+		TotalRows        int64             `json:"total_rows"`
+		SkippedRows      int64             `json:"skipped_rows"`
+		DeadLetteredRows int64             `json:"dead_lettered_rows"`
+		Offsets          *fsclient.Offsets `json:"offsets,omitempty"`
 	}
 	doneExpect struct {
 		TotalRows      int64  `json:"total_rows"`
