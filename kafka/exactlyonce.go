@@ -318,9 +318,7 @@ func (w *exactlyOnce) mapError(err error) error {
 // fencedOrAborted reports the errors of a transaction that can never
 // commit: its producer was fenced, or the broker aborted it.
 func fencedOrAborted(err error) bool {
-	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
-		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionAbortable) ||
-		errors.Is(err, kerr.InvalidTxnState)
+	return isFencedErr(err) || errors.Is(err, kerr.TransactionAbortable) || errors.Is(err, kerr.InvalidTxnState)
 }
 
 // mapCommitError tells fencing, a broker-side abort (transaction timeout)

@@ -73,9 +73,10 @@ func (c *ReplicaClaim) beatOnce(ctx context.Context, cl *kgo.Client, kind string
 	return err
 }
 
-// isFencedErr: a newer InitProducerID of the claim's transactional id
-// exists (or the broker bumped the epoch when a heartbeat transaction timed
-// out; the log tells the two apart).
+// isFencedErr reports a producer that can never write again: a newer
+// InitProducerID of its transactional id exists (or the broker bumped the
+// epoch when a transaction timed out). Replica heartbeats and stream
+// writers (fencedOrAborted) share it.
 func isFencedErr(err error) bool {
 	return errors.Is(err, kerr.ProducerFenced) || errors.Is(err, kerr.InvalidProducerEpoch) ||
 		errors.Is(err, kerr.InvalidProducerIDMapping)

@@ -598,23 +598,7 @@ func pbMapKeyOK(dt arrow.DataType) bool {
 // pbCamel is a field name in CamelCase, as protoc names map entries:
 // "ship_to" is "ShipTo".
 func pbCamel(s string) string {
-	b := make([]byte, 0, len(s))
-	upper := true
-	for k := 0; k < len(s); k++ {
-		c := s[k]
-		switch {
-		case c == '_':
-			upper = true
-		case upper:
-			if 'a' <= c && c <= 'z' {
-				c -= 'a' - 'A'
-			}
-			b = append(b, c)
-			upper = false
-		default:
-			b = append(b, c)
-		}
-	}
+	b := camelCase(s, true)
 	if len(b) == 0 || ('0' <= b[0] && b[0] <= '9') {
 		b = append([]byte{'X'}, b...) // "_" or "_1": a type name needs a letter first
 	}
@@ -623,32 +607,17 @@ func pbCamel(s string) string {
 
 // pbMapEntryName is the name protoc gives the entry message of map field
 // name.
-func pbMapEntryName(name string) string {
-	b := make([]byte, 0, len(name)+5)
-	upper := true
-	for k := 0; k < len(name); k++ {
-		c := name[k]
-		switch {
-		case c == '_':
-			upper = true
-		case upper:
-			if 'a' <= c && c <= 'z' {
-				c -= 'a' - 'A'
-			}
-			b = append(b, c)
-			upper = false
-		default:
-			b = append(b, c)
-		}
-	}
-	return string(b) + "Entry"
-}
+func pbMapEntryName(name string) string { return string(camelCase(name, true)) + "Entry" }
 
 // pbJSONName is protoc's JSON name of a field: underscores dropped, the
 // letter after one upper-cased.
-func pbJSONName(s string) string {
-	b := make([]byte, 0, len(s))
-	upper := false
+func pbJSONName(s string) string { return string(camelCase(s, false)) }
+
+// camelCase drops the underscores of s and upper-cases the letter after
+// each (and the first letter, with upperFirst).
+func camelCase(s string, upperFirst bool) []byte {
+	b := make([]byte, 0, len(s)+5)
+	upper := upperFirst
 	for k := 0; k < len(s); k++ {
 		c := s[k]
 		switch {
@@ -664,5 +633,5 @@ func pbJSONName(s string) string {
 			b = append(b, c)
 		}
 	}
-	return string(b)
+	return b
 }
