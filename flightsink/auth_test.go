@@ -283,7 +283,7 @@ func TestRefusesOpenListenerWithoutAuth(t *testing.T) {
 // idle stream) naming its setting.
 func TestLimits(t *testing.T) {
 	env := startServer(t, func(f *flightsink.Config, _ *kafka.Config) {
-		f.MaxStreams, f.MaxBatchBytes, f.IdleTimeout = 1, 1<<20, 2*time.Second
+		f.MaxStreams, f.MaxBatchBytes, f.IdleTimeout, f.StreamQueueTimeout = 1, 1<<20, 2*time.Second, 0
 	})
 	topic := kafkatest.TopicName(t)
 	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
@@ -336,7 +336,8 @@ func TestPerPrincipalStreamLimit(t *testing.T) {
 	cfg.Tokens = []flightsink.TokenConfig{{Principal: "loader"}}
 	cfg.Tokens[0].Token.Value = loaderToken
 	cfg.Principals = []flightsink.PrincipalConfig{{Name: "loader", Topics: []string{"*"}, MaxStreams: 1}}
-	env := startServerWith(t, []flightsink.Option{flightsink.WithAuth(cfg)}, nil)
+	env := startServerWith(t, []flightsink.Option{flightsink.WithAuth(cfg)}, nil,
+		func(f *flightsink.Config, _ *kafka.Config) { f.StreamQueueTimeout = 0 })
 	topic := kafkatest.TopicName(t)
 	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
 	loader := env.as(t, loaderToken, nil)

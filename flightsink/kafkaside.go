@@ -41,6 +41,9 @@ type Kafka interface {
 	// every replica sees them; DeclareTable stores a declaration.
 	Tables(ctx context.Context) (map[string]sinkapi.Table, error)
 	DeclareTable(ctx context.Context, t sinkapi.Table) error
+	// SubjectTable returns the table a topic's Avro value subject in the
+	// schema registry declares (found false: none).
+	SubjectTable(ctx context.Context, topic string) (t sinkapi.Table, found bool, err error)
 	// CreateTopicWith is CreateTopic with a partition count (0: the
 	// broker's default).
 	CreateTopicWith(ctx context.Context, topic string, partitions int32) error

@@ -48,6 +48,13 @@ type Config struct {
 	// MaxStreams caps the streams open at once (both delivery modes); it is
 	// also the size of the exactly-once producer pool.
 	MaxStreams int `yaml:"max_streams"`
+	// StreamQueueTimeout is how long a new stream waits for a slot when
+	// MaxStreams (or its principal's max_streams) streams are open, before
+	// it is refused (ResourceExhausted, too_many_streams); 0 refuses at once.
+	StreamQueueTimeout time.Duration `yaml:"stream_queue_timeout"`
+	// MaxQueuedStreams caps the streams waiting for a slot; the next one is
+	// refused at once.
+	MaxQueuedStreams int `yaml:"max_queued_streams"`
 	// MaxBatchBytes caps one decoded record batch (compressed bodies can
 	// expand far beyond max_message_bytes).
 	MaxBatchBytes int64 `yaml:"max_batch_bytes"`
@@ -64,6 +71,9 @@ type Config struct {
 	ReceiveWindowBytes int32 `yaml:"receive_window_bytes"`
 	// IdleTimeout ends a stream that sends nothing for this long.
 	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// PreparedStatementIdleTimeout ends a Flight SQL prepared statement
+	// unused for this long (0: only the 24-hour lifetime ends it).
+	PreparedStatementIdleTimeout time.Duration `yaml:"prepared_statement_idle_timeout"`
 	// TLSCertFile and TLSKeyFile turn on TLS; TLSClientCAFile also requires
 	// client certificates signed by that CA (mutual TLS).
 	TLSCertFile     string `yaml:"tls_cert_file"`
@@ -79,10 +89,14 @@ func DefaultConfig() Config {
 		DefaultDelivery:    ExactlyOnce,
 		ShutdownGrace:      30 * time.Second,
 		MaxStreams:         64,
+		StreamQueueTimeout: 30 * time.Second,
+		MaxQueuedStreams:   16,
 		MaxBatchBytes:      256 << 20,
 		MaxBatchRows:       50_000_000,
 		ReceiveWindowBytes: 8 << 20,
 		IdleTimeout:        5 * time.Minute,
+
+		PreparedStatementIdleTimeout: time.Hour,
 	}
 }
 
@@ -102,6 +116,12 @@ func (c *Config) Validate() error {
 	if c.MaxStreams < 1 {
 		return fmt.Errorf("flight.max_streams: %d must be at least 1", c.MaxStreams)
 	}
+	if c.StreamQueueTimeout < 0 {
+		return fmt.Errorf("flight.stream_queue_timeout: %v must not be negative (0 refuses a stream at once when every slot is taken)", c.StreamQueueTimeout)
+	}
+	if c.MaxQueuedStreams < 0 {
+		return fmt.Errorf("flight.max_queued_streams: %d must not be negative", c.MaxQueuedStreams)
+	}
 	if c.MaxBatchBytes < 1<<20 {
 		return fmt.Errorf("flight.max_batch_bytes: %d must be at least 1 MiB", c.MaxBatchBytes)
 	}
@@ -113,6 +133,9 @@ func (c *Config) Validate() error {
 	}
 	if c.IdleTimeout < time.Second {
 		return fmt.Errorf("flight.idle_timeout: %v must be at least 1s", c.IdleTimeout)
+	}
+	if c.PreparedStatementIdleTimeout < 0 {
+		return fmt.Errorf("flight.prepared_statement_idle_timeout: %v must not be negative (0: statements last 24h whether used or not)", c.PreparedStatementIdleTimeout)
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		return fmt.Errorf("flight.tls_cert_file and flight.tls_key_file: set both or neither")
@@ -147,6 +170,8 @@ type Server struct {
 	closing      bool
 	streams      map[*stream]context.CancelCauseFunc
 	perPrincipal map[string]int
+	queued       int           // streams waiting for a slot (admission.go)
+	slotFreed    chan struct{} // closed and replaced when a slot frees
 	streamWG     sync.WaitGroup
 	nextID       atomic.Uint64 // numbers streams in the logs
 	// cleanupWG tracks the aborts of failed streams, which run after the
@@ -186,7 +211,7 @@ func NewServer(cfg Config, sink Kafka, opts ...Option) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, sink: sink, log: zerolog.Nop(), mem: memory.DefaultAllocator,
-		streams: map[*stream]context.CancelCauseFunc{}, perPrincipal: map[string]int{}}
+		streams: map[*stream]context.CancelCauseFunc{}, perPrincipal: map[string]int{}, slotFreed: make(chan struct{})}
 	for _, o := range opts {
 		o(s)
 	}
@@ -210,7 +235,7 @@ func NewServer(cfg Config, sink Kafka, opts ...Option) (*Server, error) {
 	if s.auth != nil {
 		gopts = append(gopts, grpc.ChainUnaryInterceptor(s.auth.unary), grpc.ChainStreamInterceptor(s.auth.stream))
 	}
-	s.handles = newHandleSigner(s.auth)
+	s.handles = newHandleSigner(s.auth, cfg.PreparedStatementIdleTimeout)
 	s.sql = flightsql.NewFlightServerWithAllocator(newSQLService(sink, s.mem, s.handles), s.mem)
 	s.grpc = grpc.NewServer(gopts...)
 	flight.RegisterFlightServiceServer(s.grpc, s)
@@ -307,6 +332,7 @@ func (s *Server) Serve(lis net.Listener) error {
 func (s *Server) Shutdown(ctx context.Context) {
 	s.mu.Lock()
 	s.closing = true
+	s.wakeWaiters() // waiting streams end with errShutdown
 	open := len(s.streams)
 	s.mu.Unlock()
 	s.log.Info().Int("open_streams", open).Dur("grace", s.cfg.ShutdownGrace).Msg("shutting down: no new streams")
@@ -344,6 +370,13 @@ func (s *Server) ActiveStreams() int {
 	return len(s.streams)
 }
 
+// WaitingStreams is the number of streams waiting for a slot right now.
+func (s *Server) WaitingStreams() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.queued
+}
+
 // DoPut runs one stream.
 func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 	ctx, cancel := context.WithCancelCause(grpcStream.Context())
@@ -360,32 +393,10 @@ func (s *Server) DoPut(grpcStream flight.FlightService_DoPutServer) error {
 	if !principal.anonymous {
 		st.log = st.log.With().Str("principal", principal.Name).Logger()
 	}
-	s.mu.Lock()
-	if s.closing {
-		s.mu.Unlock()
-		return s.toStatus(grpcStream, st, errShutdown)
+	if err := s.admit(ctx, st, cancel); err != nil {
+		return s.toStatus(grpcStream, st, err)
 	}
-	if len(s.streams) >= s.cfg.MaxStreams {
-		s.mu.Unlock()
-		return s.toStatus(grpcStream, st, newError(codes.ResourceExhausted, ReasonTooManyStreams,
-			"%d streams are open, the most flight.max_streams allows; retry later or on another replica", s.cfg.MaxStreams))
-	}
-	if m := principal.maxStreams; m > 0 && s.perPrincipal[principal.Name] >= m {
-		s.mu.Unlock()
-		return s.toStatus(grpcStream, st, newError(codes.ResourceExhausted, ReasonTooManyStreams,
-			"principal %q has %d streams open, the most auth.principals[].max_streams allows", principal.Name, m))
-	}
-	s.streams[st] = cancel
-	s.perPrincipal[principal.Name]++
-	s.streamWG.Add(1)
-	s.mu.Unlock()
-	defer func() {
-		s.mu.Lock()
-		delete(s.streams, st)
-		s.perPrincipal[principal.Name]--
-		s.mu.Unlock()
-		s.streamWG.Done()
-	}()
+	defer s.release(st)
 
 	st.acks = newAcker(grpcStream.Send)
 	err := st.runSafely()

@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flightsink/flightsink/flightsink"
 	"github.com/flightsink/flightsink/internal/kafkatest"
+	"github.com/flightsink/flightsink/kafka"
 )
 
 // sparkNewest is the newest pyspark on PyPI when this was written; the
@@ -114,11 +116,13 @@ func checkSparkRows(t *testing.T, env *testEnv, table string, rows int) {
 // TestSparkJDBCWrites: the newest pyspark's df.write.jdbc into a declared
 // table lands every row exactly once with the right types and timestamps
 // and reports success; mode="overwrite" fails with the append-only
-// message and changes nothing.
+// message and changes nothing. The server has one stream slot for Spark's
+// two tasks: one waits for the other (flight.stream_queue_timeout) instead
+// of failing the job.
 func TestSparkJDBCWrites(t *testing.T) {
 	jar := jdbcDriver(t)
 	py := sparkPython(t, sparkNewest)
-	env := startServer(t, createTopics)
+	env := startServer(t, createTopics, func(f *flightsink.Config, _ *kafka.Config) { f.MaxStreams = 1 })
 	table := kafkatest.TopicName(t)
 	cl := sqlClient(t, env)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -135,6 +139,7 @@ func TestSparkJDBCWrites(t *testing.T) {
 		t.Errorf("overwrite: %q", out["OVERWRITE"])
 	}
 	checkSparkRows(t, env, table, rows)
+	t.Logf("streams that waited for a slot: %d", strings.Count(env.logs(), "waiting for a stream slot"))
 }
 
 // TestSparkCreatesTable: pyspark 4.1.0 writing to a table that does not

@@ -85,8 +85,10 @@ func (s *sqlService) CreatePreparedStatement(ctx context.Context, req flightsql.
 	return res, nil
 }
 
-// ClosePreparedStatement forgets nothing: handles are self-contained.
-func (s *sqlService) ClosePreparedStatement(context.Context, flightsql.ActionClosePreparedStatementRequest) error {
+// ClosePreparedStatement ends the handle on this replica (handles are
+// self-contained: other replicas let it expire).
+func (s *sqlService) ClosePreparedStatement(_ context.Context, req flightsql.ActionClosePreparedStatementRequest) error {
+	s.handles.close(req.GetPreparedStatementHandle())
 	return nil
 }
 
@@ -297,6 +299,7 @@ func (st *stream) sqlUpdate(first *flight.FlightData, recv *receiver) (done bool
 		return true, err
 	}
 	st.bind = &sqlBind{table: t, params: params, cols: cols, mem: mem}
+	st.subjectTable = t.subject
 	st.desc, err = sqlDescriptor(t, opts)
 	return false, err
 }
@@ -333,7 +336,10 @@ func sqlDescriptor(t *tableDecl, opts map[string]string) (*Descriptor, error) {
 	}
 	d := &Descriptor{Topic: t.topic, Format: FormatJSON, CommitOnClose: true, KeyField: values["key_field"],
 		TimestampField: values["timestamp_field"], Delivery: ExactlyOnce}
-	if v, ok := values["format"]; ok && v != string(FormatJSON) {
+	if t.subject != "" { // written in its subject's schema, whatever the headers say
+		d.Format, values["format"] = FormatAvro, string(FormatAvro)
+	}
+	if v, ok := values["format"]; ok && v != string(FormatJSON) && t.subject == "" {
 		return nil, badDescriptor(fmt.Sprintf(`option "format": %q is not supported (supported: "json")`, clip(v)))
 	}
 	if v, ok := values["delivery"]; ok {
@@ -355,6 +361,7 @@ func (st *stream) writeRows(t *tableDecl, opts map[string]string, rec arrow.Reco
 		return err
 	}
 	st.delivery = st.desc.Delivery
+	st.subjectTable = t.subject
 	st.log = st.log.With().Str("topic", t.topic).Logger()
 	if err := st.srv.authorize(st.principal, t.topic, st.delivery); err != nil {
 		return err

@@ -2,10 +2,6 @@ package flightsink
 
 import (
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -31,15 +27,17 @@ type tableDecl struct {
 	topic   string
 	schema  *arrow.Schema // NOT NULL columns are not nullable
 	options map[string]string
+	subject string // the Avro subject declaring it, "" for CREATE TABLE (sinkapi.Table.Subject)
 }
 
 // tableOptions are the WITH (...) options of CREATE TABLE that become the
 // table's record options; partitions only sizes a topic it creates.
 var tableOptions = []string{"key_field", "timestamp_field", "format", "partitions"}
 
-// lookupTable returns the declaration of table, or NotFound
-// (topic_missing) when it has none: a table that is not declared is
-// missing, whether or not a topic of that name exists.
+// lookupTable returns the declaration of table: its CREATE TABLE, else
+// its Avro value subject in the schema registry; NotFound (topic_missing)
+// when it has neither: a table that is not declared is missing, whether or
+// not a topic of that name exists.
 func lookupTable(ctx context.Context, sink Kafka, mem memory.Allocator, table string) (*tableDecl, error) {
 	tables, err := sink.Tables(ctx)
 	if err != nil {
@@ -47,8 +45,17 @@ func lookupTable(ctx context.Context, sink Kafka, mem memory.Allocator, table st
 	}
 	t, ok := tables[table]
 	if !ok {
+		if t, ok, err = sink.SubjectTable(ctx, table); err != nil {
+			if errors.Is(err, sinkapi.ErrSchemaRejected) {
+				return nil, newError(codes.FailedPrecondition, ReasonSchemaRejected, "table %q: %v; declare it with CREATE TABLE", clip(table), err)
+			}
+			return nil, err
+		}
+	}
+	if !ok {
 		return nil, newError(codes.NotFound, ReasonTopicMissing,
-			"table %q is not declared: declare it with CREATE TABLE (a topic is a table once its schema is declared)", clip(table))
+			"table %q is not declared: declare it with CREATE TABLE, or register its Avro value schema as subject %q "+
+				"(a topic is a table once its schema is declared)", clip(table), clip(table)+"-value")
 	}
 	return decodeTable(t, mem)
 }
@@ -58,7 +65,7 @@ func decodeTable(t sinkapi.Table, mem memory.Allocator) (*tableDecl, error) {
 	if err != nil {
 		return nil, fmt.Errorf("the declaration of table %q in kafka.tables_topic is unreadable: %w", t.Topic, err)
 	}
-	return &tableDecl{topic: t.Topic, schema: schema, options: t.Options}, nil
+	return &tableDecl{topic: t.Topic, schema: schema, options: t.Options, subject: t.Subject}, nil
 }
 
 // declareTable runs CREATE TABLE for principal p: the principal may
@@ -217,100 +224,6 @@ func headerOptions(ctx context.Context) map[string]string {
 		}
 	}
 	return out
-}
-
-// Prepared statement handles are self-contained and signed, so any replica
-// can execute a statement another prepared, across restarts: the
-// statement's text, the principal that prepared it, the record options its
-// headers carried (Java ADBC 0.20 sends the execution without the
-// connection's headers), and when it was prepared. They are valid for
-// preparedTTL; closing one is a no-op.
-
-// preparedTTL is how long a prepared statement handle stays valid.
-const preparedTTL = 24 * time.Hour
-
-// handlePrefix starts every handle (format version 1).
-const handlePrefix = "fsq1."
-
-// stmtClaims is what a handle carries; anyone holding it can read it,
-// only a holder of the key can make or change it.
-type stmtClaims struct {
-	Principal string            `json:"p"`
-	SQL       string            `json:"q"`
-	Options   map[string]string `json:"o,omitempty"`
-	Issued    int64             `json:"t"` // Unix seconds
-}
-
-// handleSigner signs handles with the first key and verifies with any.
-// With auth configured its keys are auth.session_keys (or the process's
-// random session key); without auth every client is the anonymous
-// principal and a handle grants nothing a client could not ask for
-// directly (authorization is checked again when it runs), so a fixed key
-// keeps handles valid on every replica.
-type handleSigner struct {
-	keys [][]byte
-	now  func() time.Time
-}
-
-func newHandleSigner(a *authenticator) *handleSigner {
-	h := &handleSigner{now: time.Now}
-	if a != nil && a.sessions != nil {
-		h.keys = a.sessions.keys
-		if a.now != nil {
-			h.now = a.now
-		}
-	} else {
-		k := sha256.Sum256([]byte("flightsink prepared statements without auth"))
-		h.keys = [][]byte{k[:]}
-	}
-	return h
-}
-
-func (h *handleSigner) mac(key []byte, payload string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(handlePrefix + payload))
-	return m.Sum(nil)
-}
-
-func (h *handleSigner) sign(c stmtClaims) []byte {
-	c.Issued = h.now().Unix()
-	b, _ := json.Marshal(c)
-	payload := base64.RawURLEncoding.EncodeToString(b)
-	return []byte(handlePrefix + payload + "." + base64.RawURLEncoding.EncodeToString(h.mac(h.keys[0], payload)))
-}
-
-// open verifies a handle for principal p: signed by a key, not expired,
-// made by the same principal.
-func (h *handleSigner) open(handle []byte, p *Principal) (stmtClaims, error) {
-	bad := newError(codes.InvalidArgument, ReasonBadRequest, "prepared statement handle is not one this server made; prepare the statement again")
-	payload, sig, ok := strings.Cut(strings.TrimPrefix(string(handle), handlePrefix), ".")
-	if !ok || !strings.HasPrefix(string(handle), handlePrefix) {
-		return stmtClaims{}, bad
-	}
-	mac, err := base64.RawURLEncoding.DecodeString(sig)
-	if err != nil {
-		return stmtClaims{}, bad
-	}
-	valid := false
-	for _, k := range h.keys {
-		if hmac.Equal(mac, h.mac(k, payload)) {
-			valid = true
-		}
-	}
-	b, err := base64.RawURLEncoding.DecodeString(payload)
-	var c stmtClaims
-	if !valid || err != nil || json.Unmarshal(b, &c) != nil {
-		return stmtClaims{}, bad
-	}
-	if age := h.now().Sub(time.Unix(c.Issued, 0)); age > preparedTTL {
-		return stmtClaims{}, newError(codes.InvalidArgument, ReasonBadRequest,
-			"prepared statement expired (prepared %v ago; handles last %v); prepare it again", age.Round(time.Second), preparedTTL)
-	}
-	if c.Principal != p.Name {
-		return stmtClaims{}, newError(codes.PermissionDenied, ReasonForbidden,
-			"prepared statement belongs to another principal; prepare it as %q", p.Name)
-	}
-	return c, nil
 }
 
 // sqlStatus maps a parser error to a status: an unsupported statement is

@@ -120,7 +120,13 @@ func (st *stream) register() sinkapi.RegisterFunc {
 		return nil
 	}
 	return func(subject string, schema sinkapi.Schema) (int, error) {
-		id, err := reg.Register(st.ctx, subject, schema)
+		var id int
+		var err error
+		if subject != "" && subject == st.subjectTable {
+			id, err = reg.Match(st.ctx, subject, schema) // a table its subject declares: write in that schema
+		} else {
+			id, err = reg.Register(st.ctx, subject, schema)
+		}
 		if errors.Is(err, sinkapi.ErrSchemaRejected) {
 			return 0, &Error{Code: codes.FailedPrecondition, Reason: ReasonSchemaRejected, Msg: err.Error(), Err: err}
 		}

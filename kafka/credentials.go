@@ -387,7 +387,7 @@ func (c *credentials) noteFailure(err error) {
 // and logs why; the records only time out).
 func (c *credentials) noteKgoError(err error) {
 	if c != nil && isAuthFailure(err) {
-		c.refusal(err)
+		_ = c.refusal(err) // remembered; kgo goes on retrying
 	}
 }
 

@@ -97,6 +97,7 @@ type Metrics struct {
 	checkpointSecs   *prometheus.HistogramVec
 	produceErrors    *prometheus.CounterVec
 	bufferedBytes    prometheus.Gauge
+	streamsQueued    prometheus.Gauge
 	authFailures     *prometheus.CounterVec
 	replicaClaimed   *prometheus.GaugeVec
 	topicsMu         sync.RWMutex
@@ -157,6 +158,10 @@ func New() *Metrics {
 			Name: "flightsink_producer_buffered_bytes",
 			Help: "Bytes handed to Kafka producers and not yet acknowledged (bounded by kafka.max_buffered_bytes per producer).",
 		}),
+		streamsQueued: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "flightsink_streams_waiting",
+			Help: "Streams waiting for a slot: flight.max_streams (or their principal's max_streams) streams are open; they wait up to flight.stream_queue_timeout.",
+		}),
 		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "flightsink_auth_failures_total",
 			Help: "Refused authentications, by reason (missing_credentials, invalid_token, expired_session, unknown_user, " +
@@ -190,7 +195,7 @@ func New() *Metrics {
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.streamsOpen, m.streamsTotal, m.rowsReceived, m.bytesReceived,
 		m.recordsProduced, m.recordBytes, txns, m.commitSeconds, m.checkpointSecs,
-		m.produceErrors, m.bufferedBytes, m.authFailures, m.replicaClaimed,
+		m.produceErrors, m.bufferedBytes, m.streamsQueued, m.authFailures, m.replicaClaimed,
 	)
 	return m
 }
@@ -348,6 +353,14 @@ func (m *Metrics) BufferedBytes(delta int64) {
 		return
 	}
 	m.bufferedBytes.Add(float64(delta))
+}
+
+// StreamsQueued moves the gauge of streams waiting for a slot by delta.
+func (m *Metrics) StreamsQueued(delta int) {
+	if m == nil {
+		return
+	}
+	m.streamsQueued.Add(float64(delta))
 }
 
 // AuthFailure counts a refused authentication; reason is one of

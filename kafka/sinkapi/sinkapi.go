@@ -81,7 +81,7 @@ var (
 	// could not be obtained (a token endpoint failing); the message names
 	// the cause. Retrying later may succeed: credentials are resolved again
 	// at every authentication.
-	ErrAuthFailed = errors.New("Kafka authentication failed")
+	ErrAuthFailed = errors.New("kafka authentication failed")
 	// ErrPoolExhausted means every anonymous exactly-once producer is in use.
 	ErrPoolExhausted = errors.New("every exactly-once producer is in use")
 	// ErrSchemaRejected means the registry refused a schema (typically as
@@ -347,6 +347,10 @@ type Opened struct {
 // Registry registers schemas with a schema registry.
 type Registry interface {
 	Register(ctx context.Context, subject string, schema Schema) (int, error)
+	// Match returns the id of subject's latest version when schema has its
+	// shape (records encoded with schema decode with it), else
+	// ErrSchemaRejected naming the difference; it registers nothing.
+	Match(ctx context.Context, subject string, schema Schema) (int, error)
 }
 
 // Limits are the Kafka side's settings a stream checks against.

@@ -20,4 +20,8 @@ type Table struct {
 	// DeclaredBy is the principal that declared it; DeclaredAt when.
 	DeclaredBy string    `json:"declared_by,omitempty"`
 	DeclaredAt time.Time `json:"declared_at"`
+	// Subject is set on a table that no statement declared: the schema
+	// registry subject (<topic>-value, Avro) whose latest version gives
+	// its columns; rows are written in that schema, registering nothing.
+	Subject string `json:"subject,omitempty"`
 }

@@ -126,13 +126,15 @@ const MemoryBaseBytes = 128 << 20
 //
 //	128 MiB + 2 × flight.max_streams × (1.25 × kafka.max_buffered_bytes
 //	    + flight.receive_window_bytes + 3 × flight.max_message_bytes + decoded)
+//	    + 2 × flight.max_queued_streams × flight.receive_window_bytes
 //
 // per stream: its unacknowledged records, plus the chunk being built and
 // reused buffers (the 0.25); what the client may send ahead; the message
 // being received, the one being decoded and the next; decoded is
 // 2 × flight.max_batch_bytes when clients compress IPC bodies or send
 // dictionaries (a decompressed batch, the stream's dictionaries), else 0
-// (uncompressed bodies are read in place). The 2 is the Go collector's
+// (uncompressed bodies are read in place); a stream waiting for a slot
+// holds what its client sent ahead. The 2 is the Go collector's
 // headroom (GOGC=100); GOMEMLIMIT set a little under a container's limit
 // trades it for collector CPU. The README and deploy/kubernetes quote it.
 func MemoryBound(c Config, compressedOrDictionaries bool) int64 {
@@ -140,5 +142,5 @@ func MemoryBound(c Config, compressedOrDictionaries bool) int64 {
 	if compressedOrDictionaries {
 		perStream += 2 * c.Flight.MaxBatchBytes
 	}
-	return MemoryBaseBytes + 2*int64(c.Flight.MaxStreams)*perStream
+	return MemoryBaseBytes + 2*int64(c.Flight.MaxStreams)*perStream + 2*int64(c.Flight.MaxQueuedStreams)*int64(c.Flight.ReceiveWindowBytes)
 }
