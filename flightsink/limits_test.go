@@ -127,13 +127,18 @@ func TestExpandingBatchStreamsInChunks(t *testing.T) {
 }
 
 // TestBadRowInLastChunk: an at-least-once batch that expands into many
-// chunks is checked whole before any of it is produced: a bad row at its
-// very end rejects it with nothing in Kafka. Exactly-once aborts instead.
+// chunks, or into two (whose second is kept rather than encoded again), is
+// checked whole before any of it is produced: a bad row at its very end
+// rejects it with nothing in Kafka. Exactly-once aborts instead. Without
+// the bad row the two-chunk batch lands whole.
 func TestBadRowInLastChunk(t *testing.T) {
 	env := startServer(t, func(_ *flightsink.Config, k *kafka.Config) { k.MaxBufferedBytes = 2 << 20 })
-	const rows = 20_000
-	for _, delivery := range []string{"at_least_once", "exactly_once"} {
-		t.Run(delivery, func(t *testing.T) {
+	for _, tc := range []struct {
+		delivery string
+		rows     int
+	}{{"at_least_once", 20_000}, {"exactly_once", 20_000}, {"at_least_once", 1_500}} {
+		delivery, rows := tc.delivery, tc.rows
+		t.Run(fmt.Sprintf("%s/%d", delivery, rows), func(t *testing.T) {
 			topic := kafkatest.TopicName(t)
 			kafkatest.CreateTopic(t, env.brokers, topic, 3, nil)
 			rec := expandingBatch(t, reeType, rows, func(i int) string { return expandValue(i, rows) }, 7) // partition 7 of 3
@@ -149,6 +154,28 @@ func TestBadRowInLastChunk(t *testing.T) {
 			}
 		})
 	}
+	t.Run("at_least_once/1500/good", func(t *testing.T) {
+		const rows = 1_500 // 1.5 MB of records: two chunks of 1 MiB
+		topic := kafkatest.TopicName(t)
+		kafkatest.CreateTopic(t, env.brokers, topic, 3, nil)
+		rec := expandingBatch(t, reeType, rows, func(i int) string { return expandValue(i, rows) }, -1)
+		defer rec.Release()
+		wantOK(t, env.put(t, cmdDesc(map[string]any{"topic": topic, "delivery": "at_least_once", "exclude_fields": []string{"part"}}),
+			rec.Schema(), batch(rec)))
+		got := kafkatest.ReadCommitted(t, env.brokers, topic)
+		seen := map[string]bool{}
+		for _, r := range got {
+			seen[string(r.Value)] = true
+		}
+		if len(got) != rows || len(seen) != rows {
+			t.Fatalf("%d records (%d distinct), want %d", len(got), len(seen), rows)
+		}
+		for i := range rows {
+			if want := fmt.Sprintf(`{"id":%d,"v":"%s"}`, i, expandValue(i, rows)); !seen[want] {
+				t.Fatalf("row %d missing: %.80q…", i, want)
+			}
+		}
+	})
 }
 
 // TestBatchRowLimit: a batch over flight.max_batch_rows is refused from its
