@@ -44,6 +44,9 @@ type Kafka interface {
 	// SubjectTable returns the table a topic's Avro value subject in the
 	// schema registry declares (found false: none).
 	SubjectTable(ctx context.Context, topic string) (t sinkapi.Table, found bool, err error)
+	// SubjectTables is SubjectTable for many topics, by topic (those
+	// without such a subject left out).
+	SubjectTables(ctx context.Context, topics []string) (map[string]sinkapi.Table, error)
 	// CreateTopicWith is CreateTopic with a partition count (0: the
 	// broker's default).
 	CreateTopicWith(ctx context.Context, topic string, partitions int32) error

@@ -96,17 +96,33 @@ func (s *sqlService) DoGetTables(ctx context.Context, cmd flightsql.GetTables) (
 	// Only what the caller may write: a principal learns no other topic's
 	// name, and nobody sees a reserved topic.
 	principal := PrincipalFromContext(ctx)
-	var match []string
+	var writable, undeclared []string
 	for _, t := range topics {
 		if reservedTopic(s.sink, t) != "" || !principal.allowTopic(t) {
 			continue
 		}
+		if p := cmd.GetTableNameFilterPattern(); p != nil && !likeMatch(*p, t) {
+			continue
+		}
+		writable = append(writable, t)
+		if _, ok := declared[t]; !ok {
+			undeclared = append(undeclared, t)
+		}
+	}
+	// Topics whose Avro subject declares them are tables too.
+	bySubject, err := s.sink.SubjectTables(ctx, undeclared)
+	if err != nil {
+		return nil, nil, classify(err)
+	}
+	for t, decl := range bySubject {
+		declared[t] = decl
+	}
+	var match []string
+	for _, t := range writable {
 		if _, ok := declared[t]; ok && !wantTable || !ok && !wantTopic {
 			continue
 		}
-		if p := cmd.GetTableNameFilterPattern(); p == nil || likeMatch(*p, t) {
-			match = append(match, t)
-		}
+		match = append(match, t)
 	}
 	return s.tables(cmd, match, declared)
 }

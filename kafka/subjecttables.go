@@ -49,6 +49,39 @@ func (s *Sink) SubjectTable(ctx context.Context, topic string) (sinkapi.Table, b
 		Options: map[string]string{"format": string(FormatAvro)}, Subject: subject}, true, nil
 }
 
+// SubjectTables returns the tables the Avro value subjects of topics
+// declare, by topic: one listing of the registry's subjects, then the
+// latest version of each that matches. A subject that cannot be a table
+// is left out (SubjectTable says why when the table is used).
+func (s *Sink) SubjectTables(ctx context.Context, topics []string) (map[string]sinkapi.Table, error) {
+	out := map[string]sinkapi.Table{}
+	if s.registry == nil || len(topics) == 0 {
+		return out, nil
+	}
+	subjects, err := s.registry.cl.Subjects(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: schema registry: listing subjects: %v", ErrUnavailable, err)
+	}
+	have := map[string]bool{}
+	for _, sub := range subjects {
+		have[sub] = true
+	}
+	for _, topic := range topics {
+		if !have[topic+"-value"] {
+			continue
+		}
+		t, found, err := s.SubjectTable(ctx, topic)
+		if errors.Is(err, ErrSchemaRejected) || !found {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out[topic] = t
+	}
+	return out, nil
+}
+
 // latest reads a subject's latest version; found false when the subject
 // does not exist.
 func (r *Registry) latest(ctx context.Context, subject string) (sr.SubjectSchema, bool, error) {

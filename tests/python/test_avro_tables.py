@@ -47,6 +47,10 @@ def test_avro_subject_is_a_table(avro_server, registry, make_topic, read_committ
     t1 = dt.datetime(2026, 1, 2, 3, 4, 5, 678000, tzinfo=dt.timezone.utc)
     t2 = dt.datetime(1969, 12, 31, 23, 59, 59, 1000, tzinfo=dt.timezone.utc)
     with flightsql.connect(avro_server, autocommit=True) as conn, conn.cursor() as cur:
+        objects = conn.adbc_get_objects(depth="all", table_name_filter=topic).read_all().to_pylist()
+        tables = [t for c in objects for s in c["catalog_db_schemas"] for t in s["db_schema_tables"]]
+        assert [(t["table_name"], t["table_type"]) for t in tables] == [(topic, "TABLE")]
+        assert [c["column_name"] for c in tables[0]["table_columns"]] == ["id", "customer", "amount", "note", "placed"]
         cur.execute(f'SELECT * FROM "{topic}" WHERE 1=0')
         probed = cur.fetch_arrow_table().schema
         assert probed.names == ["id", "customer", "amount", "note", "placed"]
