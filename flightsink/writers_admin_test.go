@@ -80,6 +80,9 @@ func TestWritersAdmin(t *testing.T) {
 		refused(t, "alice resets loader's writer", codes.PermissionDenied, flightsink.ReasonForbidden, `writer "shared" of principal "loader"`, "auth.principals[].admin")
 	aliceB.action(t, flightsink.ActionWritersList, map[string]any{"principal": "loader"}).
 		refused(t, "alice lists loader's writers", codes.PermissionDenied, flightsink.ReasonForbidden, `principal "loader"`)
+	loaderTxn := kcfg.TransactionalIDPrefix + "-w-loader:shared"
+	aliceB.action(t, flightsink.ActionTransactionAbort, map[string]any{"transactional_id": loaderTxn}).
+		refused(t, "alice aborts loader's writer's transaction", codes.PermissionDenied, flightsink.ReasonForbidden, loaderTxn)
 	wantWriter(t, "loader's writer after alice's attempts", loaderA.action(t, flightsink.ActionWriterShow, map[string]any{"writer_id": "shared"}).ok(t, "show"), 1, 5)
 	wantWriter(t, "the admin shows loader's writer", opsA.action(t, flightsink.ActionWriterShow, map[string]any{"writer_id": "shared", "principal": "loader"}).ok(t, "show"), 1, 5)
 
