@@ -79,8 +79,10 @@ func TestTransactionsLingeringAbort(t *testing.T) {
 	}
 
 	// The live stream's transaction, as old, is refused on b and on a.
+	began := time.Now()
 	b.action(t, flightsink.ActionTransactionAbort, map[string]any{"transactional_id": liveID}).
 		refused(t, "aborting the live stream's transaction on b", codes.FailedPrecondition, flightsink.ReasonTxnNotAbortable, liveID, `live stream on replica "a"`)
+	t.Logf("refusing the live stream's transaction took %v (watching for a's next heartbeat)", time.Since(began))
 	a.action(t, flightsink.ActionTransactionAbort, map[string]any{"transactional_id": liveID}).
 		refused(t, "aborting the live stream's transaction on a", codes.FailedPrecondition, flightsink.ReasonTxnNotAbortable, liveID)
 	b.action(t, flightsink.ActionTransactionAbort, map[string]any{"transactional_id": "someone-else"}).
@@ -89,7 +91,9 @@ func TestTransactionsLingeringAbort(t *testing.T) {
 		refused(t, "an abort without an id", codes.InvalidArgument, flightsink.ReasonBadRequest, "transactional_id")
 
 	// The lingering one is aborted; read_committed consumers move on.
+	began = time.Now()
 	ab := b.action(t, flightsink.ActionTransactionAbort, map[string]any{"transactional_id": ghostID}).ok(t, "aborting the lingering transaction")
+	t.Logf("aborting the lingering transaction took %v (markers written)", time.Since(began))
 	if ab["aborted"] != true || ab["transactional_id"] != ghostID {
 		t.Fatalf("transaction-abort: %v", ab)
 	}
