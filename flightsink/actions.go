@@ -12,11 +12,11 @@ import (
 // committed progress without opening a stream (and without fencing it).
 const ActionWriterStatus = "writer-status"
 
-var actions = []*flight.ActionType{{
+var actions = append([]*flight.ActionType{{
 	Type: ActionWriterStatus,
 	Description: `Body {"writer_id": "..."}. Returns {"writer_id","found","topic","last_checkpoint","committed_rows","committed_at"}: ` +
-		`what the writer has committed, to decide where to resume. Does not fence the writer.`,
-}}
+		`what the writer has committed (its last commit included, however recent), to decide where to resume. Does not fence the writer.`,
+}}, adminActions...)
 
 // ListActions lists the actions DoAction serves.
 func (s *Server) ListActions(_ *flight.Empty, stream flight.FlightService_ListActionsServer) error {
@@ -54,6 +54,16 @@ func (s *Server) DoAction(action *flight.Action, stream flight.FlightService_DoA
 		}
 		b, _ := json.Marshal(out)
 		return stream.Send(&flight.Result{Body: b})
+	case ActionWritersList:
+		return s.writersList(action, stream)
+	case ActionWriterShow:
+		return s.writerShow(action, stream)
+	case ActionWriterReset:
+		return s.writerReset(action, stream)
+	case ActionTransactionsList:
+		return s.transactionsList(action, stream)
+	case ActionTransactionAbort:
+		return s.transactionAbort(action, stream)
 	}
 	if strings.HasPrefix(action.Type, "BeginTransaction") || strings.HasPrefix(action.Type, "EndTransaction") ||
 		strings.HasPrefix(action.Type, "BeginSavepoint") || strings.HasPrefix(action.Type, "EndSavepoint") ||

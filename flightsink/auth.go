@@ -27,6 +27,8 @@ type Principal struct {
 	anonymous  bool
 	// declareTables: may declare tables (CREATE TABLE through Flight SQL).
 	declareTables bool
+	// admin: may see and reset every principal's writers and transactions.
+	admin bool
 }
 
 // Anonymous is the principal of every client when no credentials are configured.

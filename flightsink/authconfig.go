@@ -104,6 +104,11 @@ type PrincipalConfig struct {
 	// DeclareTables lets the principal declare tables (Flight SQL CREATE
 	// TABLE) on the topics it may write. The anonymous principal may.
 	DeclareTables bool `yaml:"declare_tables"`
+	// Admin lets the principal see and reset every principal's named
+	// writers and list and abort every transaction of the server (the
+	// writers and transactions actions); others see only their own writers
+	// and their writers' transactions. The anonymous principal may.
+	Admin bool `yaml:"admin"`
 }
 
 // Client certificate principal mappings (AuthConfig.ClientCertPrincipal).
@@ -186,7 +191,7 @@ func buildAuthenticator(c AuthConfig, f Config, m *metrics.Metrics) (*authentica
 			}
 		}
 		principals[pc.Name] = &Principal{Name: pc.Name, topics: pc.Topics, delivery: pc.Delivery, maxStreams: pc.MaxStreams,
-			declareTables: pc.DeclareTables}
+			declareTables: pc.DeclareTables, admin: pc.Admin}
 	}
 	lookup := func(name, setting string) (*Principal, error) {
 		if p, ok := principals[name]; ok {

@@ -45,6 +45,7 @@ const (
 	ReasonStaleCheckpoint  Reason = "stale_checkpoint"
 	ReasonCheckpointGap    Reason = "checkpoint_gap"
 	ReasonWriterTopic      Reason = "writer_topic"
+	ReasonTxnNotAbortable  Reason = "txn_not_abortable"
 	ReasonSchemaRejected   Reason = "schema_rejected"
 	ReasonForbidden        Reason = "forbidden"
 	ReasonReservedTopic    Reason = "reserved_topic"
@@ -102,6 +103,7 @@ var Reasons = []ReasonInfo{
 	row(ReasonStaleCheckpoint, codes.FailedPrecondition, false, "the checkpoint is already committed", "resume from `ready`"),
 	row(ReasonCheckpointGap, codes.FailedPrecondition, false, "a named writer skipped a checkpoint number", "fix the client"),
 	row(ReasonWriterTopic, codes.FailedPrecondition, false, "the writer was reopened on another topic", "use another `writer_id`"),
+	row(ReasonTxnNotAbortable, codes.FailedPrecondition, false, "`transaction-abort` refused: the transaction is not lingering (open no longer than `kafka.transaction_timeout`, used by a live stream on some replica, or already ended), or the id is not one of this server's streams; the message says which", "leave it: the broker aborts it after its own timeout"),
 	row(ReasonSchemaRejected, codes.FailedPrecondition, false, "the schema registry refused the stream's value or key schema (Avro, protobuf or JSON Schema; incompatible with the subject's versions)", "fix the schema or the subject's compatibility"),
 	row(ReasonForbidden, codes.PermissionDenied, false, "the principal may not write to the topic or use the delivery mode", "ask for the permission"),
 	row(ReasonReservedTopic, codes.PermissionDenied, false, "the topic is `kafka.progress_topic`, another topic the server owns, or a Kafka internal topic (`__…`): nobody may write to it", "write to another topic"),
@@ -184,6 +186,8 @@ func classify(err error) *Error {
 		return &Error{Code: codes.DeadlineExceeded, Reason: ReasonClientGone, Msg: "stream deadline exceeded", Err: err}
 	case errors.Is(err, sinkapi.ErrFenced):
 		return &Error{Code: codes.Aborted, Reason: ReasonFenced, Msg: err.Error(), Err: err}
+	case errors.Is(err, sinkapi.ErrTxnNotAbortable):
+		return &Error{Code: codes.FailedPrecondition, Reason: ReasonTxnNotAbortable, Msg: err.Error(), Err: err}
 	case errors.Is(err, sinkapi.ErrTxnAborted):
 		return &Error{Code: codes.Aborted, Reason: ReasonTxnTimeout, Msg: err.Error(), Err: err}
 	case errors.Is(err, sinkapi.ErrOutcomeUnknown):

@@ -2,6 +2,7 @@ package flightsink
 
 import (
 	"context"
+	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
 
@@ -29,8 +30,24 @@ type Kafka interface {
 	// OpenExactlyOnce opens a transactional writer (a named writer's:
 	// fenced, with its stored progress).
 	OpenExactlyOnce(ctx context.Context, topic, writerID string) (*sinkapi.Opened, error)
-	// WriterStatus reads a named writer's committed progress.
+	// WriterStatus reads a named writer's committed progress, its own last
+	// commit included however recent.
 	WriterStatus(ctx context.Context, writerID string) (sinkapi.Progress, bool, error)
+	// Writers lists every named writer's committed progress.
+	Writers(ctx context.Context) ([]sinkapi.Progress, error)
+	// ResetWriter fences a named writer on every replica, then forgets its
+	// progress; it returns what it forgot (found false: nothing).
+	ResetWriter(ctx context.Context, writerID string) (sinkapi.Progress, bool, error)
+	// Transactions lists the open transactions of the server's
+	// transactional ids; AbortTransaction aborts a lingering one
+	// (sinkapi.ErrTxnNotAbortable otherwise).
+	Transactions(ctx context.Context) ([]sinkapi.Transaction, error)
+	AbortTransaction(ctx context.Context, transactionalID string) (sinkapi.Transaction, error)
+	// WriterTransactionalID is the transactional id of a named writer.
+	WriterTransactionalID(writerID string) string
+	// LingerAfter is how long a transaction must be open before it may be
+	// aborted as lingering.
+	LingerAfter() time.Duration
 	// NewPlan builds the record plan of a stream.
 	NewPlan(schema *arrow.Schema, opts *sinkapi.RecordOptions, info sinkapi.TopicInfo, register sinkapi.RegisterFunc) (sinkapi.Plan, error)
 	// SchemaRegistry is the schema registry, nil without one.

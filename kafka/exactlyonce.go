@@ -129,11 +129,12 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 			return nil, fmt.Errorf("%w (flight.max_streams=%d)", ErrPoolExhausted, s.cfg.MaxExactlyOnceStreams)
 		}
 	}
+	id := s.WriterTransactionalID(writerID)
+	if writerID == "" {
+		id = s.poolID(w.slot)
+	}
+	w.unlive = s.markLive(id)
 	if w.cl == nil {
-		id := s.WriterTransactionalID(writerID)
-		if writerID == "" {
-			id = s.poolID(w.slot)
-		}
 		cl, err := kgo.NewClient(append(s.producerOpts(),
 			kgo.TransactionalID(id),
 			kgo.TransactionTimeout(s.cfg.TransactionTimeout),
@@ -168,14 +169,6 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 	return opened, nil
 }
 
-// WriterStatus reads a named writer's committed progress without opening a
-// stream (and without fencing it).
-func (s *Sink) WriterStatus(ctx context.Context, writerID string) (Progress, bool, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
-	defer cancel()
-	return s.progress.Read(ctx, writerID)
-}
-
 // exactlyOnce is a stream's transactional writer: the stream's records since
 // the last checkpoint are the open transaction.
 type exactlyOnce struct {
@@ -184,7 +177,8 @@ type exactlyOnce struct {
 	cl       *kgo.Client
 	topic    string
 	writerID string
-	slot     int // pool slot, -1 for a named writer
+	slot     int    // pool slot, -1 for a named writer
+	unlive   func() // takes the transactional id off the live list (markLive)
 	promise  func(*kgo.Record, error)
 	txnStart time.Time // first record of the open transaction
 	// lastProgress is a named writer's newest progress record (its
@@ -292,6 +286,9 @@ func (w *exactlyOnce) abort() {
 // its slot (closed and forgotten unless healthy: a fenced or timed-out
 // producer can never be used again).
 func (w *exactlyOnce) release(healthy bool) {
+	if w.unlive != nil {
+		w.unlive()
+	}
 	if w.slot < 0 {
 		if w.cl != nil {
 			w.cl.Close()
@@ -332,7 +329,7 @@ func (w *exactlyOnce) mapCommitError(err error) error {
 				ErrTxnAborted, w.sink.cfg.TransactionTimeout, err)
 		}
 		if w.writerID != "" {
-			return fmt.Errorf("%w: writer %s was opened by a newer stream (%v)", ErrFenced, w.writerID, err)
+			return fmt.Errorf("%w: writer %s was opened by a newer stream or reset (%v)", ErrFenced, w.writerID, err)
 		}
 		return fmt.Errorf("%w: the transactional producer was fenced (%v)", ErrFenced, err)
 	case errors.Is(err, kerr.MessageTooLarge), errors.Is(err, kerr.UnknownTopicOrPartition):

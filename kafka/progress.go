@@ -62,18 +62,39 @@ func (p *progressStore) Read(ctx context.Context, writerID string) (Progress, bo
 	part := p.partition(n)
 	part.mu.Lock()
 	defer part.mu.Unlock()
-
-	lso, err := p.lastStableOffset(ctx, n)
-	if err != nil {
+	if err := p.refresh(ctx, n, part); err != nil {
 		return Progress{}, false, err
-	}
-	if part.next < lso {
-		if err := p.catchUp(ctx, n, part, lso); err != nil {
-			return Progress{}, false, err
-		}
 	}
 	pr, ok := part.latest[writerID]
 	return pr, ok, nil
+}
+
+// readPartition returns every writer's progress in partition n, read up to
+// its last stable offset at the time of the call.
+func (p *progressStore) readPartition(ctx context.Context, n int32) ([]Progress, error) {
+	part := p.partition(n)
+	part.mu.Lock()
+	defer part.mu.Unlock()
+	if err := p.refresh(ctx, n, part); err != nil {
+		return nil, err
+	}
+	out := make([]Progress, 0, len(part.latest))
+	for _, pr := range part.latest {
+		out = append(out, pr)
+	}
+	return out, nil
+}
+
+// refresh reads partition n up to its last stable offset; part.mu is held.
+func (p *progressStore) refresh(ctx context.Context, n int32, part *progressPartition) error {
+	lso, err := p.lastStableOffset(ctx, n)
+	if err != nil {
+		return err
+	}
+	if part.next < lso {
+		return p.catchUp(ctx, n, part, lso)
+	}
+	return nil
 }
 
 func (p *progressStore) lastStableOffset(ctx context.Context, n int32) (int64, error) {

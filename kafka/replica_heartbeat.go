@@ -35,6 +35,9 @@ func (c *ReplicaClaim) newProducer() (*kgo.Client, error) {
 func (c *ReplicaClaim) beatOnce(ctx context.Context, cl *kgo.Client, kind string) error {
 	rec := c.self
 	rec.Kind, rec.Replica, rec.At, rec.ReplacesOffset = kind, c.name, c.now().UTC(), -1
+	if kind == claimKindBeat {
+		rec.TxnIDs = c.sink.liveIDs()
+	}
 	v, err := json.Marshal(rec)
 	if err != nil {
 		return err

@@ -51,6 +51,19 @@ type claimRecord struct {
 	// ReplacesOffset -1: the name was free.
 	Replaces       string `json:"replaces,omitempty"`
 	ReplacesOffset int64  `json:"replaces_offset"`
+	// TxnIDs (heartbeats only) are the transactional ids the holder's open
+	// exactly-once streams use: transaction-abort refuses them (Sink.liveOn).
+	TxnIDs []string `json:"txn_ids,omitempty"`
+}
+
+// lists reports whether the record lists txnID in use.
+func (r claimRecord) lists(txnID string) bool {
+	for _, id := range r.TxnIDs {
+		if id == txnID {
+			return true
+		}
+	}
+	return false
 }
 
 func (r claimRecord) ttl() time.Duration { return time.Duration(r.TTLMs) * time.Millisecond }
@@ -120,7 +133,11 @@ func (s *Sink) openClaimLog() (*claimLog, error) {
 	return &claimLog{s: s, cl: cl, topic: s.cfg.ReplicaTopic, state: claimState{}}, nil
 }
 
-func (l *claimLog) close() { l.cl.Close() }
+func (l *claimLog) close() {
+	if l.cl != nil {
+		l.cl.Close()
+	}
+}
 
 // end is partition 0's high watermark: every record appended before the
 // call lies below it.

@@ -45,7 +45,9 @@ type Sink struct {
 
 	tableStore tableStore // the replay of kafka.tables_topic (tables.go)
 
-	replica string                       // the name in the pool ids: kafka.replica, or the one ClaimReplica got
+	replica string // the name in the pool ids: kafka.replica, or the one ClaimReplica got
+	liveMu  sync.Mutex
+	live    map[string]int               // transactional ids of open exactly-once streams (markLive)
 	claim   atomic.Pointer[ReplicaClaim] // nil: no claim made (library use, tests)
 }
 

@@ -2,6 +2,8 @@
 //
 //	flightsink serve [--config config.yaml] [--listen HOST:PORT] [--brokers LIST] [--dev] [--check-config]
 //	flightsink tail  [--brokers LIST] [--idle 2s] TOPIC
+//	flightsink writers [flags] list|show ID|reset ID
+//	flightsink transactions [flags] [list|abort ID]
 //	flightsink version
 package main
 
@@ -25,6 +27,10 @@ Usage:
   flightsink serve [flags]     run the Flight service (flightsink serve --help)
   flightsink tail [flags] TOPIC
                                print a topic's committed records as JSON lines
+  flightsink writers [flags] list|show ID|reset ID
+                               a principal's named writers: what each committed; reset fences and forgets one
+  flightsink transactions [flags] [list|abort ID]
+                               the server's open transactions; abort a lingering one
   flightsink healthcheck [URL] exit 0 when URL (default http://127.0.0.1:9464/readyz) answers 200
                                (for container health checks: the image has no shell or curl)
   flightsink version           the version and build of this binary
@@ -41,6 +47,10 @@ func main() {
 		err = serve(os.Args[2:])
 	case "tail":
 		err = tail(os.Args[2:])
+	case "writers":
+		err = writers(os.Args[2:])
+	case "transactions":
+		err = transactions(os.Args[2:])
 	case "healthcheck":
 		err = healthcheck(os.Args[2:])
 	case "version", "--version":

@@ -97,6 +97,8 @@ var kubernetesVariable = regexp.MustCompile(
 var toolingVariables = map[string]bool{
 	"FLIGHTSINK_CACHE_DIR": true, "FLIGHTSINK_KAFKA_SCRIPT": true, "FLIGHTSINK_BIN": true,
 	"FLIGHTSINK_SKIP_INSTALL": true, "FLIGHTSINK_MEMTEST_BYTES": true,
+	// the admin commands' (flightsink writers / transactions) connection
+	"FLIGHTSINK_SERVER": true, "FLIGHTSINK_TOKEN": true, "FLIGHTSINK_PASSWORD": true,
 }
 
 // ignoredVariable reports whether a FLIGHTSINK_* variable is not a setting

@@ -17,6 +17,7 @@ is described in the server's docs/protocol.md.
 """
 
 from ._acks import Ack, Done, Ready, WriterStatus
+from ._admin import transaction_abort, transactions_list, writer_reset, writer_show, writers_list
 from ._errors import (
     RETRYABLE_REASONS,
     AbortedError,
@@ -51,6 +52,11 @@ __all__ = [
     "Writer",
     "write_stream",
     "writer_status",
+    "writers_list",
+    "writer_show",
+    "writer_reset",
+    "transactions_list",
+    "transaction_abort",
     "split_batch",
     "DEFAULT_MAX_BATCH_BYTES",
     "DEFAULT_MAX_BATCH_ROWS",

@@ -210,7 +210,9 @@ def parse_status(exc: BaseException) -> "tuple[str, str, bool]":
     code = m.group("code")
     if not code:
         phrase = m.group("phrase").strip()
-        if text.startswith("gRPC returned") or phrase.upper().replace(" ", "_") in _BY_CODE:
+        if phrase == "precondition failed":  # Arrow's name for FAILED_PRECONDITION (a DoAction's status)
+            code = "FAILED_PRECONDITION"
+        elif text.startswith("gRPC returned") or phrase.upper().replace(" ", "_") in _BY_CODE:
             code = phrase.upper().replace(" ", "_")
         else:
             code = _PHRASES.get(phrase) or _code_from_exception(exc)
