@@ -25,6 +25,8 @@ Usage:
   flightsink serve [flags]     run the Flight service (flightsink serve --help)
   flightsink tail [flags] TOPIC
                                print a topic's committed records as JSON lines
+  flightsink put --topic TOPIC [flags] FILE...
+                               upload Parquet, Arrow IPC, CSV or JSON-lines files (- for stdin)
   flightsink healthcheck [URL] exit 0 when URL (default http://127.0.0.1:9464/readyz) answers 200
                                (for container health checks: the image has no shell or curl)
   flightsink version           the version and build of this binary
@@ -41,6 +43,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "tail":
 		err = tail(os.Args[2:])
+	case "put":
+		err = put(os.Args[2:])
 	case "healthcheck":
 		err = healthcheck(os.Args[2:])
 	case "version", "--version":
