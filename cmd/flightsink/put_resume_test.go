@@ -84,13 +84,16 @@ func TestPutResumeAfterSIGKILL(t *testing.T) {
 	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	<-exited
+	if err := <-exited; err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("put after SIGKILL: %v; want it killed", err)
+	}
 	pipe.Close()
 
 	code, _, stderr := s.runPut(t, nil, append(args[3:], whole)...) // the same command, on the whole file
 	if code != 0 {
 		t.Fatalf("the re-run: exit %d: %s", code, stderr)
 	}
+	t.Logf("killed with 30000 rows committed and more in an open transaction; the re-run said: %s", stderr)
 	if !strings.Contains(stderr, "put: 30000 rows to "+topic) || !strings.Contains(stderr, fmt.Sprintf("skipped the 30000 rows writer %q had committed", writer)) {
 		t.Errorf("the re-run's summary %q; want 30000 rows sent and 30000 skipped", stderr)
 	}
@@ -156,6 +159,7 @@ func TestPutRefusesBadInput(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "bad.csv: reading the rows after row 2500") || !strings.Contains(stderr, `"x2500"`) || m == nil {
 		t.Fatalf("a bad value: exit %d, %q; want 1, the file, the row and the value, and what is committed", code, stderr)
 	}
+	t.Logf("a bad value: %s", stderr)
 	committed, _ := strconv.ParseInt(m[1], 10, 64)
 	if committed%1000 != 0 || committed > 2000 {
 		t.Errorf("put says %d rows are committed; want whole checkpoints before row 2500", committed)
@@ -169,6 +173,7 @@ func TestPutFailsWithTheServersReason(t *testing.T) {
 	s := startPutServer(t)
 	path := writeData(t, t.TempDir(), "a.arrows", formatArrowStream, 0, 10, 10)
 	code, _, stderr := s.runPut(t, nil, "--topic", "no-such-topic-"+strconv.FormatInt(time.Now().UnixNano(), 36), path)
+	t.Logf("a missing topic: %s", stderr)
 	if code != 1 || !strings.Contains(stderr, "NotFound (topic_missing)") {
 		t.Errorf("a missing topic: exit %d, %q; want 1 and NotFound (topic_missing)", code, stderr)
 	}
@@ -232,6 +237,7 @@ func TestPutProgress(t *testing.T) {
 		t.Fatalf("put on a terminal: %v: %s", err, out)
 	}
 	screen := string(out)
+	t.Logf("on a terminal: %q", screen)
 	for _, want := range []string{"5000 rows, 5 checkpoints committed", "B/s)", "put: 5000 rows to " + topic} {
 		if !strings.Contains(screen, want) {
 			t.Errorf("on a terminal, put wrote %q; want %q in it", screen, want)
