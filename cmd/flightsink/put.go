@@ -145,6 +145,12 @@ func put(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal ends the stream at the next batch (aborting what is
+	// not committed); from then on a signal has its default effect: quit now.
+	defer context.AfterFunc(ctx, func() {
+		stop()
+		fmt.Fprintln(os.Stderr, "put: interrupted: aborting the stream (what is not committed is discarded); interrupt again to quit at once")
+	})()
 	sources, schema, err := openSources(ctx, files, readOptions{format: o.format, schema: o.schema, inferRows: o.inferRows,
 		batchRows: o.batchRows, csvComma: o.csvComma, mem: memory.DefaultAllocator, stdin: os.Stdin, stdinLabel: "stdin"})
 	if err != nil {

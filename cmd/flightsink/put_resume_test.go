@@ -26,45 +26,47 @@ import (
 	"github.com/flightsink/flightsink/clients/go/fsclient"
 )
 
-// TestPutResumeAfterSIGKILL: put reads a CSV file through a named pipe,
-// so it is mid-upload for as long as the test likes; once 30 checkpoints
-// of 1000 rows are committed and the rows after them sit in an open
-// transaction, put is killed with SIGKILL. The same command on the whole
-// file (the same rows) resumes: every row is in Kafka exactly once, in
-// order, byte for byte, read with read_committed isolation. A re-run from
-// stdin is refused, since stdin cannot be replayed.
-func TestPutResumeAfterSIGKILL(t *testing.T) {
-	s := startPutServer(t)
-	topic := s.topic(t)
+// midUpload is a put reading a CSV file of 60000 rows through a named
+// pipe, so it stays mid-upload for as long as a test likes.
+type midUpload struct {
+	cmd    *exec.Cmd
+	stderr *bytes.Buffer
+	exited chan error
+	pipe   *os.File
+	args   []string // put's arguments but the file
+	whole  string   // the same rows in a regular file
+	data   []byte
+}
+
+// startMidUpload starts put on the pipe, writes the header and rows
+// 0..30499, and returns once 30 checkpoints of 1000 rows are committed and
+// the 500 rows after them sit in an open transaction.
+func startMidUpload(t *testing.T, s putServer, topic, writer string) *midUpload {
+	t.Helper()
 	dir := t.TempDir()
-	whole := writeData(t, dir, "orders.csv", formatCSV, 0, 60_000, 0)
-	data, err := os.ReadFile(whole)
-	if err != nil {
+	m := &midUpload{stderr: &bytes.Buffer{}, exited: make(chan error, 1), whole: writeData(t, dir, "orders.csv", formatCSV, 0, 60_000, 0)}
+	var err error
+	if m.data, err = os.ReadFile(m.whole); err != nil {
 		t.Fatal(err)
 	}
 	fifo := filepath.Join(dir, "pipe.csv")
 	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	writer := fmt.Sprintf("put-resume-%d", time.Now().UnixNano())
-	args := []string{"put", "--server", s.addr, "--topic", topic, "--key-field", "name", "--writer-id", writer,
-		"--checkpoint-rows", "1000", "--batch-rows", "100"}
-	first := exec.Command(binPath, append(args, fifo)...)
-	var firstErr bytes.Buffer
-	first.Stderr = &firstErr
-	if err := first.Start(); err != nil {
+	m.args = []string{"--topic", topic, "--key-field", "name", "--writer-id", writer, "--checkpoint-rows", "1000", "--batch-rows", "100"}
+	m.cmd = exec.Command(binPath, append([]string{"put", "--server", s.addr}, append(m.args, fifo)...)...)
+	m.cmd.Stderr = m.stderr
+	if err := m.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- first.Wait() }()
-	pipe, err := os.OpenFile(fifo, os.O_WRONLY, 0)
-	if err != nil {
+	go func() { m.exited <- m.cmd.Wait() }()
+	t.Cleanup(func() { _ = m.cmd.Process.Kill() })
+	if m.pipe, err = os.OpenFile(fifo, os.O_WRONLY, 0); err != nil {
 		t.Fatal(err)
 	}
-	defer pipe.Close()
-	// the header and rows 0..30499: 30 checkpoints, then 500 rows in the open transaction
-	cut := bytes.Index(data, []byte("\n30500,")) + 1
-	if _, err := pipe.Write(data[:cut]); err != nil {
+	t.Cleanup(func() { m.pipe.Close() })
+	cut := bytes.Index(m.data, []byte("\n30500,")) + 1
+	if _, err := m.pipe.Write(m.data[:cut]); err != nil {
 		t.Fatal(err)
 	}
 	for {
@@ -73,41 +75,112 @@ func TestPutResumeAfterSIGKILL(t *testing.T) {
 			t.Fatalf("%d rows committed from 30500 sent with checkpoints every 1000", rows)
 		}
 		if rows == 30_000 && open {
-			break
+			return m
 		}
 		select {
-		case err := <-exited:
-			t.Fatalf("put exited (%v) before it was killed: %s", err, firstErr.String())
+		case err := <-m.exited:
+			t.Fatalf("put exited (%v) mid-upload: %s", err, m.stderr.String())
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-	if err := first.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-exited; err == nil || !strings.Contains(err.Error(), "killed") {
-		t.Fatalf("put after SIGKILL: %v; want it killed", err)
-	}
-	pipe.Close()
+}
 
-	code, _, stderr := s.runPut(t, nil, append(args[3:], whole)...) // the same command, on the whole file
+// finishRun re-runs the same command on the whole file and checks that it
+// sends the 30000 rows after the committed ones, and that the topic then
+// holds every row exactly once.
+func (m *midUpload) finishRun(t *testing.T, s putServer, topic string) {
+	t.Helper()
+	code, _, stderr := s.runPut(t, nil, append(m.args, m.whole)...)
 	if code != 0 {
 		t.Fatalf("the re-run: exit %d: %s", code, stderr)
 	}
-	t.Logf("killed with 30000 rows committed and more in an open transaction; the re-run said: %s", stderr)
-	if !strings.Contains(stderr, "put: 30000 rows to "+topic) || !strings.Contains(stderr, fmt.Sprintf("skipped the 30000 rows writer %q had committed", writer)) {
+	t.Logf("the re-run said: %s", stderr)
+	if !strings.Contains(stderr, "put: 30000 rows to "+topic) || !strings.Contains(stderr, "skipped the 30000 rows writer") {
 		t.Errorf("the re-run's summary %q; want 30000 rows sent and 30000 skipped", stderr)
 	}
 	checkRows(t, s.brokers, topic, 60_000)
+}
 
-	// a third run has nothing left to send; from stdin it is refused
-	code, _, stderr = s.runPut(t, bytes.NewReader(data), append(args[3:], "-")...)
+// TestPutResumeAfterSIGKILL: put is killed with SIGKILL mid-upload, with 30
+// checkpoints committed and rows in an open transaction. The same command
+// on the whole file (the same rows) resumes: every row is in Kafka exactly
+// once, in order, byte for byte, read with read_committed isolation. A
+// re-run from stdin is refused, since stdin cannot be replayed.
+func TestPutResumeAfterSIGKILL(t *testing.T) {
+	s := startPutServer(t)
+	topic := s.topic(t)
+	writer := fmt.Sprintf("put-resume-%d", time.Now().UnixNano())
+	m := startMidUpload(t, s, topic, writer)
+	if err := m.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-m.exited; err == nil || !strings.Contains(err.Error(), "killed") {
+		t.Fatalf("put after SIGKILL: %v; want it killed", err)
+	}
+	m.pipe.Close()
+	m.finishRun(t, s, topic)
+
+	// from stdin a resume is refused; a run after everything is committed sends nothing
+	code, _, stderr := s.runPut(t, bytes.NewReader(m.data), append(m.args, "-")...)
 	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("writer %q has already committed 60000 rows, and stdin cannot be replayed", writer)) {
 		t.Errorf("resuming from stdin: exit %d, %q; want 1 and the refusal", code, stderr)
 	}
-	if stderr := s.mustPut(t, nil, append(args[3:], whole)...); !strings.Contains(stderr, "put: 0 rows to") {
+	if stderr := s.mustPut(t, nil, append(m.args, m.whole)...); !strings.Contains(stderr, "put: 0 rows to") {
 		t.Errorf("a run after everything is committed: %q; want 0 rows sent", stderr)
 	}
 	checkRows(t, s.brokers, topic, 60_000)
+}
+
+// TestPutInterrupted: SIGINT mid-upload ends the stream without committing
+// what follows the last checkpoint (no transaction stays open), exits 1
+// saying so and that a re-run resumes, which it does.
+func TestPutInterrupted(t *testing.T) {
+	s := startPutServer(t)
+	topic := s.topic(t)
+	m := startMidUpload(t, s, topic, fmt.Sprintf("put-int-%d", time.Now().UnixNano()))
+	if err := m.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	m.pipe.Close() // put is blocked reading: the end of its input wakes it
+	err := <-m.exited
+	stderr := m.stderr.String()
+	t.Logf("interrupted: %s", stderr)
+	if err == nil || !strings.Contains(stderr, "put: interrupted\n") ||
+		!regexp.MustCompile(`has committed 30\d\d\d rows; a re-run of the same command resumes after them`).MatchString(stderr) {
+		t.Fatalf("put after SIGINT: %v, %q; want exit 1, interrupted, and what a re-run does", err, stderr)
+	}
+	// the abort's markers reach the partition shortly after the abort returns
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		rows, open := committedRows(t, s.brokers, topic)
+		if rows != 30_000 || (open && time.Now().After(deadline)) {
+			t.Fatalf("after the interrupt %s holds %d committed rows (a transaction open: %v); want 30000 and none open", topic, rows, open)
+		}
+		if !open {
+			break
+		}
+	}
+	m.finishRun(t, s, topic)
+}
+
+// TestPutServerLostIsRetryable: the server dies (SIGKILL) mid-upload; put
+// exits 1 saying the failure is retryable and a re-run resumes, and a re-run
+// against the restarted server does, exactly once.
+func TestPutServerLostIsRetryable(t *testing.T) {
+	s := startPutServer(t)
+	topic := s.topic(t)
+	m := startMidUpload(t, s, topic, fmt.Sprintf("put-lost-%d", time.Now().UnixNano()))
+	_ = s.proc.cmd.Process.Kill()
+	_ = s.proc.cmd.Wait()
+	m.pipe.Close()
+	err := <-m.exited
+	stderr := m.stderr.String()
+	t.Logf("the server lost: %s", stderr)
+	if err == nil || !strings.Contains(stderr, "Unavailable") ||
+		!regexp.MustCompile(`has committed \d+ rows; the failure is retryable: a re-run of the same command resumes after them`).MatchString(stderr) {
+		t.Fatalf("put after losing its server: %v, %q; want exit 1, Unavailable, retryable", err, stderr)
+	}
+	restarted := startPutServerWith(t, s.prefix)
+	m.finishRun(t, restarted, topic)
 }
 
 // TestPutRefusesBadInput: what cannot be read is refused before or while

@@ -29,21 +29,29 @@ import (
 type putServer struct {
 	addr    string
 	brokers []string
+	prefix  string // kafka.transactional_id_prefix: a restart with the same one fences the killed server's producers
+	proc    *process
 }
 
 // startPutServer starts `flightsink serve` on the test broker (real Kafka
-// under make test) and waits until it serves.
+// under make test), with a transactional-id prefix of its own, and waits
+// until it serves.
 func startPutServer(t *testing.T) putServer {
+	t.Helper()
+	return startPutServerWith(t, fmt.Sprintf("put%d", time.Now().UnixNano()%1_000_000_000))
+}
+
+func startPutServerWith(t *testing.T, prefix string) putServer {
 	t.Helper()
 	brokers, _ := kafkatest.Brokers(t)
 	addr := freeAddr(t)
-	p := start(t, []string{"FLIGHTSINK_METRICS_LISTEN=",
-		fmt.Sprintf("FLIGHTSINK_KAFKA_TRANSACTIONAL_ID_PREFIX=put%d", time.Now().UnixNano()%1_000_000_000)},
+	p := start(t, []string{"FLIGHTSINK_METRICS_LISTEN=", "FLIGHTSINK_KAFKA_TRANSACTIONAL_ID_PREFIX=" + prefix,
+		"FLIGHTSINK_KAFKA_REPLICA_CLAIM_TTL=2s"}, // a killed server's name is free for its successor after this long
 		"serve", "--config", os.DevNull, "--brokers", strings.Join(brokers, ","), "--listen", addr)
 	if !p.waitFor("flightsink serving") {
 		t.Fatal("the server did not start")
 	}
-	return putServer{addr: addr, brokers: brokers}
+	return putServer{addr: addr, brokers: brokers, prefix: prefix, proc: p}
 }
 
 // topic creates a one-partition topic (records keep their order).
@@ -261,6 +269,48 @@ func TestPutEndToEnd(t *testing.T) {
 			t.Errorf("summary %q; want 900 rows and 3 checkpoints of 250 rows (and the tail)", stderr)
 		}
 	})
+}
+
+// TestPutDescriptorFlags: descriptor flags reach the records, and a named
+// writer resumes across files: a second run with one more file sends only
+// that file's rows.
+func TestPutDescriptorFlags(t *testing.T) {
+	s := startPutServer(t)
+	dir := t.TempDir()
+	topic := s.topic(t)
+	path := writeData(t, dir, "a.arrows", formatArrowStream, 0, 10, 10)
+	s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--exclude-fields", "amount", "--header", "src=put",
+		"--header", "run=1", "--delivery", "at_least_once", path)
+	recs := kafkatest.ReadCommitted(t, s.brokers, topic)
+	if len(recs) != 10 {
+		t.Fatalf("%d records, want 10", len(recs))
+	}
+	for i, r := range recs {
+		headers := map[string]string{}
+		for _, h := range r.Headers {
+			headers[h.Key] = string(h.Value)
+		}
+		if want := fmt.Sprintf(`{"id":%d,"name":"n%d"}`, i, i); string(r.Value) != want || string(r.Key) != fmt.Sprintf("n%d", i) ||
+			len(headers) != 2 || headers["src"] != "put" || headers["run"] != "1" {
+			t.Fatalf("record %d: key %q value %s headers %v; want value %s and the headers src=put, run=1", i, r.Key, r.Value, headers, want)
+		}
+	}
+
+	topic = s.topic(t)
+	a := writeData(t, dir, "a.parquet", formatParquet, 0, 300, 100)
+	b := writeData(t, dir, "b.parquet", formatParquet, 300, 300, 100)
+	writer := fmt.Sprintf("put-files-%d", time.Now().UnixNano())
+	s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--writer-id", writer, a)
+	stderr := s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--writer-id", writer, a, b)
+	if !strings.Contains(stderr, "put: 300 rows to "+topic) || !strings.Contains(stderr, "skipped the 300 rows") {
+		t.Errorf("the second run said %q; want 300 rows sent, 300 skipped", stderr)
+	}
+	checkRows(t, s.brokers, topic, 600)
+	code, _, stderr := s.runPut(t, nil, "--topic", topic, "--writer-id", writer, b)
+	if code != 1 || !strings.Contains(stderr, fmt.Sprintf("writer %q has committed 600 rows, but %s hold only 300", writer, b)) {
+		t.Errorf("fewer rows than committed: exit %d, %q; want 1 and the refusal", code, stderr)
+	}
+	checkRows(t, s.brokers, topic, 600)
 }
 
 func values(recs []*kgo.Record) []string {

@@ -59,7 +59,10 @@ func (u *upload) run(ctx context.Context, c *fsclient.Client) error {
 		return fmt.Errorf("put: writer %q has committed %d rows, but %s hold only %d: not the same inputs, or not in the same order? "+
 			"Nothing was written", u.ready.WriterID, u.ready.CommittedRows, describeSources(u.sources), u.ready.CommittedRows-skip)
 	}
-	done, err := w.Close(ctx)
+	if err := ctx.Err(); err != nil { // interrupted while reading the last input: no clean end
+		return u.fail(ctx, err)
+	}
+	done, err := w.Close(context.WithoutCancel(ctx)) // the clean end is sent: wait for its outcome
 	if err != nil {
 		return u.fail(ctx, err)
 	}
