@@ -145,11 +145,16 @@ func put(args []string) error {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	showBar := o.showProgress(os.Stderr)
 	// The first signal ends the stream at the next batch (aborting what is
 	// not committed); from then on a signal has its default effect: quit now.
 	defer context.AfterFunc(ctx, func() {
 		stop()
-		fmt.Fprintln(os.Stderr, "put: interrupted: aborting the stream (what is not committed is discarded); interrupt again to quit at once")
+		nl := ""
+		if showBar {
+			nl = "\n" // below the bar
+		}
+		fmt.Fprintln(os.Stderr, nl+"put: interrupted: aborting the stream (what is not committed is discarded); interrupt again to quit at once")
 	})()
 	sources, schema, err := openSources(ctx, files, readOptions{format: o.format, schema: o.schema, inferRows: o.inferRows,
 		batchRows: o.batchRows, csvComma: o.csvComma, mem: memory.DefaultAllocator, stdin: os.Stdin, stdinLabel: "stdin"})
@@ -171,7 +176,7 @@ func put(args []string) error {
 	}
 	defer c.Close()
 	var bar progress = quietProgress{}
-	if o.showProgress(os.Stderr) {
+	if showBar {
 		bar = newBarProgress(os.Stderr)
 	}
 	var summary io.Writer = os.Stderr

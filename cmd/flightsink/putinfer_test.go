@@ -76,6 +76,22 @@ func TestPutCommandLineRefusals(t *testing.T) {
 	}
 }
 
+// TestPutHelp: --help prints the usage with every flag and exits 0.
+func TestPutHelp(t *testing.T) {
+	code, stdout, stderr := run(t, nil, "put", "--help")
+	if code != 0 || !strings.Contains(stdout+stderr, "usage: flightsink put --topic TOPIC") {
+		t.Fatalf("put --help: exit %d, %q", code, stdout+stderr)
+	}
+	for _, f := range descriptorFlags {
+		if !strings.Contains(stdout+stderr, "-"+f.flagName()+" ") && !strings.Contains(stdout+stderr, "-"+f.flagName()+"\n") {
+			t.Errorf("put --help does not list --%s", f.flagName())
+		}
+	}
+	if code, _, stderr := run(t, nil, "put", "--topic", "t"); code != 1 || !strings.Contains(stderr, "name at least one FILE") {
+		t.Errorf("put without files: exit %d, %q", code, stderr)
+	}
+}
+
 // TestPutSchemaFlag: --schema's types, zones, decimals and NOT NULL.
 func TestPutSchemaFlag(t *testing.T) {
 	s, err := parseSchemaFlag("id:int64 not null, name:string, ts:timestamp[ms,UTC], local:timestamp[ns], d:date32, " +
