@@ -229,7 +229,7 @@ func TestPutRefusesBadInput(t *testing.T) {
 	bad := writeFile(t, "bad.csv", b.String())
 	code, _, stderr := s.runPut(t, nil, "--topic", topic, "--key-field", "name", "--checkpoint-rows", "1000", "--batch-rows", "100", bad)
 	m := regexp.MustCompile(`(\d+) rows are committed in Kafka; without --writer-id a re-run writes them again`).FindStringSubmatch(stderr)
-	if code != 1 || !strings.Contains(stderr, "bad.csv: reading the rows after row 2500") || !strings.Contains(stderr, `"x2500"`) || m == nil {
+	if code != 1 || !strings.Contains(stderr, "bad.csv: a row among rows 2501-2600") || !strings.Contains(stderr, `"x2500"`) || m == nil {
 		t.Fatalf("a bad value: exit %d, %q; want 1, the file, the row and the value, and what is committed", code, stderr)
 	}
 	t.Logf("a bad value: %s", stderr)

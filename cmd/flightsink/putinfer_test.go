@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 	"os"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/memory"
 
 	"github.com/flightsink/flightsink/clients/go/fsclient"
 )
@@ -169,5 +171,43 @@ func TestPutInfersJSONLines(t *testing.T) {
 	_, _, err = inferJSONL("in.jsonl", strings.NewReader(`{"a":1}`+"\n"+`[1]`), 10)
 	if err == nil || !strings.Contains(err.Error(), "in.jsonl: line 2: not a JSON object") {
 		t.Errorf("not an object: %v", err)
+	}
+}
+
+// TestPutReadErrorsNameTheRow: a value that does not fit its column fails
+// naming the input, the row and the value.
+func TestPutReadErrorsNameTheRow(t *testing.T) {
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	o := readOptions{inferRows: 2, batchRows: 3, csvComma: ',', mem: mem, stdin: strings.NewReader(""), stdinLabel: "stdin"}
+	for _, c := range []struct{ name, body, want string }{
+		{"a.jsonl", "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n{\"id\":\"x\"}\n", "a.jsonl: row 4:"},
+		{"b.csv", "id\n1\n2\n3\n4\nx\n6\n", "b.csv: a row among rows 4-6:"},
+		{"c.csv", "id,n\n1,a\n2\n", "record on line 3: wrong number of fields"},
+	} {
+		s, err := openSource(context.Background(), writeFile(t, c.name, c.body), o, nil)
+		if err != nil { // found while sampling the rows to infer the schema
+			if !strings.Contains(err.Error(), c.name+": "+c.want) {
+				t.Errorf("%s: %q; want %q in it", c.name, err, c.want)
+			}
+			continue
+		}
+		var read int64
+		for err == nil {
+			var rec arrow.RecordBatch
+			if rec, err = s.next(); rec == nil && err == nil {
+				t.Fatalf("%s: read to the end without an error", c.name)
+			}
+			if rec != nil {
+				read += rec.NumRows()
+				rec.Release()
+			}
+		}
+		s.close()
+		msg := readError(s, read, int64(o.batchRows), err).Error()
+		t.Log(msg)
+		if !strings.Contains(msg, c.want) {
+			t.Errorf("%s: %q; want %q in it", c.name, msg, c.want)
+		}
 	}
 }

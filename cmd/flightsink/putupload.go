@@ -84,7 +84,7 @@ func (u *upload) send(ctx context.Context, s *source, skip int64) (int64, error)
 		}
 		rec, err := s.next()
 		if err != nil {
-			return skip, fmt.Errorf("put: %s: reading the rows after row %d: %w", s.name, read, err)
+			return skip, readError(s, read, int64(u.o.batchRows), err)
 		}
 		if rec == nil {
 			return skip, nil
@@ -107,6 +107,18 @@ func (u *upload) send(ctx context.Context, s *source, skip int64) (int64, error)
 			return 0, err
 		}
 	}
+}
+
+// readError names where reading s failed, read rows in: JSON lines hand
+// over the rows before a bad one, CSV fails the batch holding it.
+func readError(s *source, read, batchRows int64, err error) error {
+	switch s.format {
+	case formatJSONL:
+		return fmt.Errorf("put: %s: row %d: %w", s.name, read+1, err)
+	case formatCSV:
+		return fmt.Errorf("put: %s: a row among rows %d-%d: %w", s.name, read+1, read+batchRows, err)
+	}
+	return fmt.Errorf("put: %s: reading the rows after row %d: %w", s.name, read, err)
 }
 
 // write sends rec in pieces that end at checkpoint boundaries, marking a
