@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -30,7 +31,7 @@ import (
 // pipe, so it stays mid-upload for as long as a test likes.
 type midUpload struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	exited chan error
 	pipe   *os.File
 	args   []string // put's arguments but the file
@@ -44,7 +45,7 @@ type midUpload struct {
 func startMidUpload(t *testing.T, s putServer, topic, writer string) *midUpload {
 	t.Helper()
 	dir := t.TempDir()
-	m := &midUpload{stderr: &bytes.Buffer{}, exited: make(chan error, 1), whole: writeData(t, dir, "orders.csv", formatCSV, 0, 60_000, 0)}
+	m := &midUpload{stderr: &syncBuffer{}, exited: make(chan error, 1), whole: writeData(t, dir, "orders.csv", formatCSV, 0, 60_000, 0)}
 	var err error
 	if m.data, err = os.ReadFile(m.whole); err != nil {
 		t.Fatal(err)
@@ -141,6 +142,13 @@ func TestPutInterrupted(t *testing.T) {
 	if err := m.cmd.Process.Signal(os.Interrupt); err != nil {
 		t.Fatal(err)
 	}
+	for !strings.Contains(m.stderr.String(), "put: interrupted: aborting the stream") { // put has seen the signal
+		select {
+		case err := <-m.exited:
+			t.Fatalf("put exited (%v) before it noticed the interrupt: %s", err, m.stderr.String())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 	m.pipe.Close() // put is blocked reading: the end of its input wakes it
 	err := <-m.exited
 	stderr := m.stderr.String()
@@ -179,7 +187,7 @@ func TestPutServerLostIsRetryable(t *testing.T) {
 		!regexp.MustCompile(`has committed \d+ rows; the failure is retryable: a re-run of the same command resumes after them`).MatchString(stderr) {
 		t.Fatalf("put after losing its server: %v, %q; want exit 1, Unavailable, retryable", err, stderr)
 	}
-	restarted := startPutServerWith(t, s.prefix)
+	restarted := startPutServerWith(t, s.prefix, os.DevNull)
 	m.finishRun(t, restarted, topic)
 }
 
@@ -373,4 +381,39 @@ func writeIntAmounts(t *testing.T, path string) string {
 		t.Fatal(err)
 	}
 	return path
+}
+
+// TestPutToken: --token (or $FLIGHTSINK_TOKEN) authenticates put to a
+// server with auth.tokens; without it put exits 1 with Unauthenticated.
+func TestPutToken(t *testing.T) {
+	const token = "put-test-token-0123456789"
+	config := writeFile(t, "auth.yaml", "auth:\n  tokens:\n    - {principal: loader, token: {value: "+token+"}}\n"+
+		"  principals:\n    - {name: loader, topics: ['*']}\n")
+	s := startPutServerWith(t, fmt.Sprintf("putauth%d", time.Now().UnixNano()%1_000_000_000), config)
+	topic := s.topic(t)
+	path := writeData(t, t.TempDir(), "a.csv", formatCSV, 0, 10, 0)
+	code, _, stderr := s.runPut(t, nil, "--topic", topic, path)
+	if code != 1 || !strings.Contains(stderr, "Unauthenticated") {
+		t.Errorf("without a token: exit %d, %q; want 1 and Unauthenticated", code, stderr)
+	}
+	s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--token", token, path)
+	checkRows(t, s.brokers, topic, 10)
+}
+
+// syncBuffer is a bytes.Buffer a process writes while a test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }

@@ -38,16 +38,18 @@ type putServer struct {
 // until it serves.
 func startPutServer(t *testing.T) putServer {
 	t.Helper()
-	return startPutServerWith(t, fmt.Sprintf("put%d", time.Now().UnixNano()%1_000_000_000))
+	return startPutServerWith(t, fmt.Sprintf("put%d", time.Now().UnixNano()%1_000_000_000), os.DevNull)
 }
 
-func startPutServerWith(t *testing.T, prefix string) putServer {
+// startPutServerWith starts a server with a given transactional-id prefix
+// and config file.
+func startPutServerWith(t *testing.T, prefix, config string) putServer {
 	t.Helper()
 	brokers, _ := kafkatest.Brokers(t)
 	addr := freeAddr(t)
 	p := start(t, []string{"FLIGHTSINK_METRICS_LISTEN=", "FLIGHTSINK_KAFKA_TRANSACTIONAL_ID_PREFIX=" + prefix,
 		"FLIGHTSINK_KAFKA_REPLICA_CLAIM_TTL=2s"}, // a killed server's name is free for its successor after this long
-		"serve", "--config", os.DevNull, "--brokers", strings.Join(brokers, ","), "--listen", addr)
+		"serve", "--config", config, "--brokers", strings.Join(brokers, ","), "--listen", addr)
 	if !p.waitFor("flightsink serving") {
 		t.Fatal("the server did not start")
 	}

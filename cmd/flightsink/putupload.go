@@ -34,7 +34,9 @@ type upload struct {
 // row with pipelined checkpoints, and closes the stream.
 func (u *upload) run(ctx context.Context, c *fsclient.Client) error {
 	u.start = time.Now()
-	w, err := c.Open(ctx, u.o.desc, u.schema)
+	// The stream outlives an interrupt (ctx): put aborts it itself, so the
+	// server is told why.
+	w, err := c.Open(context.WithoutCancel(ctx), u.o.desc, u.schema)
 	if err != nil {
 		return fmt.Errorf("put: opening the stream to %s: %w%s", u.o.server, err, openHint(err))
 	}
@@ -204,13 +206,12 @@ func (u *upload) abort(reason string) {
 // fail aborts the stream after err and says what is committed and whether
 // a re-run can resume.
 func (u *upload) fail(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		err = errors.New("put: interrupted")
+	}
 	var fe *fsclient.Error
-	if !errors.As(err, &fe) {
-		reason := err.Error()
-		if ctx.Err() != nil {
-			reason, err = "interrupted", errors.New("put: interrupted")
-		}
-		u.abort(reason)
+	if !errors.As(err, &fe) { // the stream is still open: end it without committing its tail
+		u.abort(err.Error())
 	}
 	u.bar.abandon()
 	committed := u.ready.CommittedRows + u.w.Acked().TotalRows
