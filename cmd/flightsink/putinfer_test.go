@@ -211,3 +211,45 @@ func TestPutReadErrorsNameTheRow(t *testing.T) {
 		}
 	}
 }
+
+// TestPutReadersReleaseEverything: each format reads back every row it
+// holds, in batches of at most --batch-rows where put chooses them, and
+// releases every buffer it allocated.
+func TestPutReadersReleaseEverything(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		format inputFormat
+		name   string
+	}{{formatParquet, "a.parquet"}, {formatArrowFile, "a.arrow"}, {formatArrowStream, "a.arrows"}, {formatCSV, "a.csv"}, {formatJSONL, "a.jsonl"}} {
+		path := writeData(t, dir, c.name, c.format, 0, 1000, 300)
+		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+		o := readOptions{inferRows: 10, batchRows: 256, csvComma: ',', mem: mem}
+		s, err := openSource(context.Background(), path, o, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var rows int64
+		for {
+			rec, err := s.next()
+			if err != nil {
+				t.Fatalf("%s: %v", c.name, err)
+			}
+			if rec == nil {
+				break
+			}
+			if c.format != formatArrowFile && c.format != formatArrowStream && rec.NumRows() > 256 {
+				t.Errorf("%s: a batch of %d rows; want at most 256", c.name, rec.NumRows())
+			}
+			if err := compareSchemas(c.name, rec.Schema(), "the test", rowSchema); err != nil {
+				t.Errorf("%s: %v", c.name, err)
+			}
+			rows += rec.NumRows()
+			rec.Release()
+		}
+		s.close()
+		if s.format != c.format || rows != 1000 {
+			t.Errorf("%s: read as %s, %d rows; want %s, 1000", c.name, s.format, rows, c.format)
+		}
+		mem.AssertSize(t, 0)
+	}
+}
