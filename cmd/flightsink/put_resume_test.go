@@ -246,6 +246,21 @@ func TestPutRefusesBadInput(t *testing.T) {
 		t.Errorf("put says %d rows are committed; want whole checkpoints before row 2500", committed)
 	}
 	checkRows(t, s.brokers, topic, committed)
+
+	// a named writer: a re-run resumes once the input is fixed
+	topic = s.topic(t)
+	writer := fmt.Sprintf("put-bad-%d", time.Now().UnixNano())
+	code, _, stderr = s.runPut(t, nil, "--topic", topic, "--key-field", "name", "--checkpoint-rows", "1000", "--batch-rows", "100",
+		"--writer-id", writer, bad)
+	m = regexp.MustCompile(`writer "` + writer + `" has committed (\d+) rows; once the input is fixed, a re-run of the same command resumes after them`).FindStringSubmatch(stderr)
+	if code != 1 || m == nil {
+		t.Fatalf("a bad value, a named writer: exit %d, %q; want 1 and what a re-run does", code, stderr)
+	}
+	committed, _ = strconv.ParseInt(m[1], 10, 64)
+	checkRows(t, s.brokers, topic, committed)
+	fixed := writeFile(t, "fixed.csv", strings.Replace(b.String(), "x2500,", "2500,", 1))
+	s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--checkpoint-rows", "1000", "--writer-id", writer, fixed)
+	checkRows(t, s.brokers, topic, 3000)
 }
 
 // TestPutFailsWithTheServersReason: a stream the server refuses exits 1

@@ -206,10 +206,16 @@ func (u *upload) abort(reason string) {
 // fail aborts the stream after err and says what is committed and whether
 // a re-run can resume.
 func (u *upload) fail(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		err = errors.New("put: interrupted")
-	}
+	retry := "once the input is fixed, a re-run" // put's own failure: reading an input
 	var fe *fsclient.Error
+	switch {
+	case ctx.Err() != nil:
+		err, retry = errors.New("put: interrupted"), "a re-run"
+	case errors.As(err, &fe) && fe.Retryable():
+		retry = "the failure is retryable: a re-run"
+	case errors.As(err, &fe):
+		retry = "once the cause is fixed, a re-run"
+	}
 	if !errors.As(err, &fe) { // the stream is still open: end it without committing its tail
 		u.abort(err.Error())
 	}
@@ -218,21 +224,15 @@ func (u *upload) fail(ctx context.Context, err error) error {
 	if errors.As(err, &fe) {
 		err = fmt.Errorf("put: the server ended the stream: %w", err)
 	}
-	return fmt.Errorf("%w\n%s", err, u.committedHint(err, committed))
+	return fmt.Errorf("%w\n%s", err, u.committedHint(retry, committed))
 }
 
-// committedHint says what is in Kafka after a failure and what a re-run does.
-func (u *upload) committedHint(err error, committed int64) string {
+// committedHint says what is in Kafka after a failure and what a re-run
+// does ("<retry> of the same command resumes after them").
+func (u *upload) committedHint(retry string, committed int64) string {
 	stdin := false
 	for _, s := range u.sources {
 		stdin = stdin || s.stdin
-	}
-	var fe *fsclient.Error
-	retry := "a re-run"
-	if errors.As(err, &fe) && !fe.Retryable() {
-		retry = "once the cause is fixed, a re-run"
-	} else if errors.As(err, &fe) {
-		retry = "the failure is retryable: a re-run"
 	}
 	switch {
 	case u.o.desc.WriterID == "":
