@@ -184,6 +184,8 @@ func TestPutReadErrorsNameTheRow(t *testing.T) {
 		{"a.jsonl", "{\"id\":1}\n{\"id\":2}\n{\"id\":3}\n{\"id\":\"x\"}\n", "a.jsonl: row 4:"},
 		{"b.csv", "id\n1\n2\n3\n4\nx\n6\n", "b.csv: a row among rows 4-6:"},
 		{"c.csv", "id,n\n1,a\n2\n", "record on line 3: wrong number of fields"},
+		{"d.jsonl", "{\"id\":1,\"s\":{\"a\":1}}\n{\"id\":2}\n\n{\"id\":3,\"z\":1,\"s\":{\"a\":2,\"b\":1}}\n",
+			`d.jsonl: line 4 has keys "s.b", "z", which the schema has no column for (inferred from the first 2 lines)`},
 	} {
 		s, err := openSource(context.Background(), writeFile(t, c.name, c.body), o, nil)
 		if err != nil { // found while sampling the rows to infer the schema

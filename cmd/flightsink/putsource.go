@@ -267,15 +267,26 @@ func openJSONL(s *source, r io.Reader, o readOptions, want *arrow.Schema) error 
 	if schema == nil {
 		schema = want
 	}
-	replay := r
+	replay, why := r, "the first input's"
 	if schema == nil {
 		var err error
 		if schema, replay, err = inferJSONL(s.name, r, o.inferRows); err != nil {
 			return err
 		}
+		why = fmt.Sprintf("inferred from the first %d lines", o.inferRows)
 	}
-	rr := array.NewJSONReader(replay, schema, array.WithChunk(o.batchRows), array.WithAllocator(o.mem))
-	s.schema, s.next = schema, readerNext(rr)
+	// keys beyond an inferred schema would be dropped: they are refused
+	check := newJSONKeyCheck(replay, schema, why, o.schema == nil)
+	rr := array.NewJSONReader(check, schema, array.WithChunk(o.batchRows), array.WithAllocator(o.mem))
+	next := readerNext(rr)
+	s.schema = schema
+	s.next = func() (arrow.RecordBatch, error) {
+		rec, err := next()
+		if rec == nil && err == nil { // the reader's end: its input's end, or an error there
+			err = check.failure()
+		}
+		return rec, err
+	}
 	prev := s.close
 	s.close = func() { rr.Release(); prev() }
 	return nil

@@ -114,10 +114,13 @@ func (u *upload) send(ctx context.Context, s *source, skip int64) (int64, error)
 // readError names where reading s failed, read rows in: JSON lines hand
 // over the rows before a bad one, CSV fails the batch holding it.
 func readError(s *source, read, batchRows int64, err error) error {
-	switch s.format {
-	case formatJSONL:
+	var unknown *unknownKeyError
+	switch {
+	case errors.As(err, &unknown): // names its line
+		return fmt.Errorf("put: %s: %w", s.name, err)
+	case s.format == formatJSONL:
 		return fmt.Errorf("put: %s: row %d: %w", s.name, read+1, err)
-	case formatCSV:
+	case s.format == formatCSV:
 		return fmt.Errorf("put: %s: a row among rows %d-%d: %w", s.name, read+1, read+batchRows, err)
 	}
 	return fmt.Errorf("put: %s: reading the rows after row %d: %w", s.name, read, err)
