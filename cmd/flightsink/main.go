@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flightsink/flightsink/cmd/flightsink/health"
+	"github.com/flightsink/flightsink/cmd/flightsink/put"
 )
 
 const usage = `flightsink: Arrow Flight DoPut → Kafka, exactly-once.
@@ -44,7 +45,7 @@ func main() {
 	case "tail":
 		err = tail(os.Args[2:])
 	case "put":
-		err = put(os.Args[2:])
+		err = put.Run(os.Args[2:])
 	case "healthcheck":
 		err = healthcheck(os.Args[2:])
 	case "version", "--version":

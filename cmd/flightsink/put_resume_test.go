@@ -25,6 +25,7 @@ import (
 	"github.com/creack/pty"
 
 	"github.com/flightsink/flightsink/clients/go/fsclient"
+	"github.com/flightsink/flightsink/cmd/flightsink/put"
 )
 
 // midUpload is a put reading a CSV file of 60000 rows through a named
@@ -298,8 +299,8 @@ func TestPutHasAFlagForEveryDescriptorKey(t *testing.T) {
 	}
 	server := strings.Split(m[1], ", ")
 	var table []string
-	for _, f := range descriptorFlags {
-		table = append(table, f.key)
+	for key := range put.DescriptorFlags() {
+		table = append(table, key)
 	}
 	sort.Strings(server)
 	sort.Strings(table)

@@ -22,6 +22,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/flightsink/flightsink/cmd/flightsink/put"
 	"github.com/flightsink/flightsink/internal/kafkatest"
 )
 
@@ -95,6 +96,18 @@ func (s putServer) mustPut(t *testing.T, stdin io.Reader, args ...string) string
 	return stderr
 }
 
+// dataFormat is a format writeData writes.
+type dataFormat string
+
+// The formats of test data.
+const (
+	formatParquet     dataFormat = "parquet"
+	formatArrowFile   dataFormat = "arrow"
+	formatArrowStream dataFormat = "arrows"
+	formatCSV         dataFormat = "csv"
+	formatJSONL       dataFormat = "jsonl"
+)
+
 var rowSchema = arrow.NewSchema([]arrow.Field{
 	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
 	{Name: "name", Type: arrow.BinaryTypes.String},
@@ -119,7 +132,7 @@ func wantValue(i int64) string { return fmt.Sprintf(`{"id":%d,"name":"n%d","amou
 
 // writeData writes rows first..first+n-1 in batches of batch rows to
 // dir/name in format.
-func writeData(t *testing.T, dir, name string, format inputFormat, first, n, batch int64) string {
+func writeData(t *testing.T, dir, name string, format dataFormat, first, n, batch int64) string {
 	t.Helper()
 	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 	defer mem.AssertSize(t, 0)
@@ -203,7 +216,7 @@ func TestPutEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
 		name   string
-		format inputFormat
+		format dataFormat
 		file   string
 		extra  []string
 	}{
@@ -244,7 +257,7 @@ func TestPutEndToEnd(t *testing.T) {
 	})
 
 	t.Run("stdin", func(t *testing.T) {
-		for _, format := range []inputFormat{formatArrowStream, formatCSV, formatJSONL} {
+		for _, format := range []dataFormat{formatArrowStream, formatCSV, formatJSONL} {
 			topic := s.topic(t)
 			data, err := os.ReadFile(writeData(t, dir, "stdin."+string(format), format, 0, 700, 300))
 			if err != nil {
@@ -361,4 +374,20 @@ func committedRows(t *testing.T, brokers []string, topic string) (rows int64, op
 		})
 	}
 	return rows, hwm.Offset > lso.Offset
+}
+
+// TestPutHelp: --help prints the usage with every flag and exits 0.
+func TestPutHelp(t *testing.T) {
+	code, stdout, stderr := run(t, nil, "put", "--help")
+	if code != 0 || !strings.Contains(stdout+stderr, "usage: flightsink put --topic TOPIC") {
+		t.Fatalf("put --help: exit %d, %q", code, stdout+stderr)
+	}
+	for _, name := range put.DescriptorFlags() {
+		if !strings.Contains(stdout+stderr, "-"+name+" ") && !strings.Contains(stdout+stderr, "-"+name+"\n") {
+			t.Errorf("put --help does not list --%s", name)
+		}
+	}
+	if code, _, stderr := run(t, nil, "put", "--topic", "t"); code != 1 || !strings.Contains(stderr, "name at least one FILE") {
+		t.Errorf("put without files: exit %d, %q", code, stderr)
+	}
 }

@@ -1,24 +1,30 @@
-package main
+package put
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"reflect"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/flightsink/flightsink/clients/go/fsclient"
 )
 
 // TestPutFlagsCoverTheClientDescriptor: the flag table names every key of
 // the Go client's Descriptor (whose keys TestGoClientReachesEveryDescriptorKey
-// checks against the server's parser; TestPutEndToEnd/every_descriptor_key
-// checks the server's list), each once, and a flag reaches its key.
+// checks against the server's parser; cmd/flightsink's
+// TestPutHasAFlagForEveryDescriptorKey checks the server's list), each once, and a flag reaches its key.
 func TestPutFlagsCoverTheClientDescriptor(t *testing.T) {
 	var table, client []string
 	flags := map[string]bool{}
@@ -37,7 +43,7 @@ func TestPutFlagsCoverTheClientDescriptor(t *testing.T) {
 	if !reflect.DeepEqual(table, client) {
 		t.Errorf("put's descriptor flags are for\n%v\nthe Go client's Descriptor has\n%v", table, client)
 	}
-	o, files, err := parsePut([]string{"--topic", "orders", "a.csv", "--key-field", "id", "--value-format", "json",
+	o, files, err := parse([]string{"--topic", "orders", "a.csv", "--key-field", "id", "--value-format", "json",
 		"--exclude-fields", "a,b", "--exclude-fields", "c", "--header", "src=put", "--header", "k=v=w",
 		"--commit-on-close=false", "--provenance-headers", "--max-bad-rows", "0.5", "--writer-id", "w1", "b.csv"})
 	if err != nil {
@@ -70,27 +76,11 @@ func TestPutCommandLineRefusals(t *testing.T) {
 	} {
 		o := os.Stderr
 		os.Stderr, _ = os.Open(os.DevNull) // the flag package prints the usage
-		_, _, err := parsePut(c.args)
+		_, _, err := parse(c.args)
 		os.Stderr = o
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: %v; want an error with %q", c.args, err, c.want)
 		}
-	}
-}
-
-// TestPutHelp: --help prints the usage with every flag and exits 0.
-func TestPutHelp(t *testing.T) {
-	code, stdout, stderr := run(t, nil, "put", "--help")
-	if code != 0 || !strings.Contains(stdout+stderr, "usage: flightsink put --topic TOPIC") {
-		t.Fatalf("put --help: exit %d, %q", code, stdout+stderr)
-	}
-	for _, f := range descriptorFlags {
-		if !strings.Contains(stdout+stderr, "-"+f.flagName()+" ") && !strings.Contains(stdout+stderr, "-"+f.flagName()+"\n") {
-			t.Errorf("put --help does not list --%s", f.flagName())
-		}
-	}
-	if code, _, stderr := run(t, nil, "put", "--topic", "t"); code != 1 || !strings.Contains(stderr, "name at least one FILE") {
-		t.Errorf("put without files: exit %d, %q", code, stderr)
 	}
 }
 
@@ -223,7 +213,7 @@ func TestPutReadersReleaseEverything(t *testing.T) {
 		format inputFormat
 		name   string
 	}{{formatParquet, "a.parquet"}, {formatArrowFile, "a.arrow"}, {formatArrowStream, "a.arrows"}, {formatCSV, "a.csv"}, {formatJSONL, "a.jsonl"}} {
-		path := writeData(t, dir, c.name, c.format, 0, 1000, 300)
+		path := writeData(t, dir, c.name, c.format, 1000, 300)
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		o := readOptions{inferRows: 10, batchRows: 256, csvComma: ',', mem: mem}
 		s, err := openSource(context.Background(), path, o, nil)
@@ -254,4 +244,90 @@ func TestPutReadersReleaseEverything(t *testing.T) {
 		}
 		mem.AssertSize(t, 0)
 	}
+}
+
+// writeFile writes body to a new file name in a temporary directory.
+func writeFile(t *testing.T, name, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var rowSchema = arrow.NewSchema([]arrow.Field{
+	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+	{Name: "name", Type: arrow.BinaryTypes.String},
+	{Name: "amount", Type: arrow.PrimitiveTypes.Float64},
+}, nil)
+
+// writeData writes n rows (id i, name "n<i>", amount i.5) in batches of
+// batch rows to dir/name in format.
+func writeData(t *testing.T, dir, name string, format inputFormat, n, batch int64) string {
+	t.Helper()
+	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
+	defer mem.AssertSize(t, 0)
+	path := filepath.Join(dir, name)
+	if format == formatCSV || format == formatJSONL {
+		var b strings.Builder
+		if format == formatCSV {
+			b.WriteString("id,name,amount\n")
+		}
+		for i := range n {
+			if format == formatCSV {
+				fmt.Fprintf(&b, "%d,n%d,%d.5\n", i, i, i)
+			} else {
+				fmt.Fprintf(&b, `{"id":%d,"name":"n%d","amount":%d.5}`+"\n", i, i, i)
+			}
+		}
+		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return path
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var write func(arrow.RecordBatch) error
+	var finish func() error
+	switch format {
+	case formatParquet:
+		w, err := pqarrow.NewFileWriter(rowSchema, f, parquet.NewWriterProperties(parquet.WithAllocator(mem),
+			parquet.WithMaxRowGroupLength(batch)), pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write, finish = w.Write, w.Close
+	case formatArrowFile:
+		w, err := ipc.NewFileWriter(f, ipc.WithSchema(rowSchema), ipc.WithAllocator(mem))
+		if err != nil {
+			t.Fatal(err)
+		}
+		write, finish = w.Write, w.Close
+	default:
+		w := ipc.NewWriter(f, ipc.WithSchema(rowSchema), ipc.WithAllocator(mem))
+		write, finish = w.Write, w.Close
+	}
+	b := array.NewRecordBuilder(mem, rowSchema)
+	defer b.Release()
+	for off := int64(0); off < n; off += batch {
+		for i := off; i < min(off+batch, n); i++ {
+			b.Field(0).(*array.Int64Builder).Append(i)
+			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("n%d", i))
+			b.Field(2).(*array.Float64Builder).Append(float64(i) + 0.5)
+		}
+		rec := b.NewRecordBatch()
+		err := write(rec)
+		rec.Release()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := finish(); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

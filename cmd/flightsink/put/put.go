@@ -1,4 +1,9 @@
-package main
+// Package put is `flightsink put`: it uploads Parquet, Arrow IPC (file and
+// stream), CSV and JSON-lines files, or stdin, through a flightsink server
+// as one stream with the Go client (clients/go/fsclient), with pipelined
+// checkpoints, resume of a named writer, and a progress bar on a terminal.
+// docs/put.md is the user's guide.
+package put
 
 import (
 	"context"
@@ -30,8 +35,8 @@ const (
 	defaultInflight       = 4
 )
 
-// putOptions are put's flags other than the descriptor's.
-type putOptions struct {
+// options are put's flags other than the descriptor's.
+type options struct {
 	server, token, caFile string
 	tls                   bool
 	format                inputFormat
@@ -45,7 +50,7 @@ type putOptions struct {
 	desc                  fsclient.Descriptor
 }
 
-const putUsage = `usage: flightsink put --topic TOPIC [flags] FILE... (or - for stdin)
+const usage = `usage: flightsink put --topic TOPIC [flags] FILE... (or - for stdin)
 
 Uploads Parquet, Arrow IPC (file and stream), CSV and JSON-lines files through a flightsink
 server, in order, as one stream: checkpoints every --checkpoint-rows rows, exactly-once by default.
@@ -56,9 +61,9 @@ else from the content, or --format. See docs/put.md.
 
 `
 
-// parsePut parses put's arguments: flags before or after the files.
-func parsePut(args []string) (putOptions, []string, error) {
-	o := putOptions{csvComma: ','}
+// parse parses put's arguments: flags before or after the files.
+func parse(args []string) (options, []string, error) {
+	o := options{csvComma: ','}
 	fl := flag.NewFlagSet("put", flag.ContinueOnError)
 	fl.StringVar(&o.server, "server", "127.0.0.1:8815", "the flightsink server, `HOST:PORT`")
 	fl.StringVar(&o.token, "token", os.Getenv("FLIGHTSINK_TOKEN"), "bearer token for a server with auth (default $FLIGHTSINK_TOKEN)")
@@ -76,7 +81,7 @@ func parsePut(args []string) (putOptions, []string, error) {
 	desc := descriptorValues{}
 	desc.register(fl)
 	fl.Usage = func() {
-		fmt.Fprint(fl.Output(), putUsage)
+		fmt.Fprint(fl.Output(), usage)
 		fl.PrintDefaults()
 	}
 	var files []string
@@ -137,9 +142,11 @@ func parsePut(args []string) (putOptions, []string, error) {
 	return o, files, nil
 }
 
-// put is `flightsink put`.
-func put(args []string) error {
-	o, files, err := parsePut(args)
+// Run is `flightsink put ARGS...`: it returns flag.ErrHelp after --help,
+// and an error that says what failed, what is committed and what a re-run
+// does (the caller prints it and exits 1).
+func Run(args []string) error {
+	o, files, err := parse(args)
 	if err != nil {
 		return err
 	}
@@ -188,7 +195,7 @@ func put(args []string) error {
 }
 
 // showProgress says whether put draws a progress bar on w.
-func (o putOptions) showProgress(w *os.File) bool {
+func (o options) showProgress(w *os.File) bool {
 	switch {
 	case o.quiet || o.progress == "never":
 		return false
@@ -199,7 +206,7 @@ func (o putOptions) showProgress(w *os.File) bool {
 }
 
 // dialOptions are the connection's TLS and credentials.
-func (o putOptions) dialOptions() ([]grpc.DialOption, error) {
+func (o options) dialOptions() ([]grpc.DialOption, error) {
 	var opts []grpc.DialOption
 	switch {
 	case o.caFile != "":

@@ -1,4 +1,4 @@
-package main
+package put
 
 import (
 	"bytes"
@@ -193,4 +193,14 @@ func (k *keyValue) Set(s string) error {
 		k.into[k.key] = s
 	}
 	return nil
+}
+
+// DescriptorFlags maps each descriptor key put can send to the flag that
+// sets it (without the leading dashes).
+func DescriptorFlags() map[string]string {
+	out := make(map[string]string, len(descriptorFlags))
+	for _, f := range descriptorFlags {
+		out[f.key] = f.flagName()
+	}
+	return out
 }

@@ -1,4 +1,4 @@
-package main
+package put
 
 import (
 	"context"
@@ -15,7 +15,7 @@ import (
 
 // upload is one run of put: the inputs, in order, as one stream.
 type upload struct {
-	o       putOptions
+	o       options
 	sources []*source
 	schema  *arrow.Schema // the stream's
 	bar     progress
