@@ -52,7 +52,7 @@ var descriptorFlags = []descriptorFlag{
 	{key: "on_bad_row", usage: "a row that cannot become a record: fail, skip or dead_letter (default fail)"},
 	{key: "dead_letter_topic", usage: "topic of dead-lettered rows (default TOPIC.dlq)"},
 	{key: "max_bad_rows", usage: "fail past this many bad rows (>= 1) or this fraction of the rows (< 1); 0: no cap"},
-	{key: "report_offsets", usage: "acks carry the offsets written (shown at the end)"},
+	{key: "report_offsets", usage: "acks and the final message carry the offsets written (for clients that read them; put shows none)"},
 }
 
 // flagName is the flag that sets f's key.
