@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flightsink/flightsink/cmd/flightsink/health"
+	"github.com/flightsink/flightsink/cmd/flightsink/put"
 )
 
 const usage = `flightsink: Arrow Flight DoPut → Kafka, exactly-once.
@@ -27,6 +28,8 @@ Usage:
   flightsink serve [flags]     run the Flight service (flightsink serve --help)
   flightsink tail [flags] TOPIC
                                print a topic's committed records as JSON lines
+  flightsink put --topic TOPIC [flags] FILE...
+                               upload Parquet, Arrow IPC, CSV or JSON-lines files (- for stdin)
   flightsink writers [flags] list|show ID|reset ID
                                a principal's named writers: what each committed; reset fences and forgets one
   flightsink transactions [flags] [list|abort ID]
@@ -47,6 +50,8 @@ func main() {
 		err = serve(os.Args[2:])
 	case "tail":
 		err = tail(os.Args[2:])
+	case "put":
+		err = put.Run(os.Args[2:])
 	case "writers":
 		err = writers(os.Args[2:])
 	case "transactions":
