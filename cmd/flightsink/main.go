@@ -4,6 +4,7 @@
 //	flightsink tail  [--brokers LIST] [--idle 2s] TOPIC
 //	flightsink writers [flags] list|show ID|reset ID
 //	flightsink transactions [flags] [list|abort ID]
+//	flightsink put --topic TOPIC [flags] FILE...
 //	flightsink version
 package main
 
