@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,7 +73,12 @@ type config struct {
 	kafkaLib    string
 	kafkaJVM    string
 	profile     bool
+	workloads   map[string]bool // BENCH_WORKLOADS: throughput, small, many
+	small       smallConfig
 }
+
+// workloadNames are the workloads BENCH_WORKLOADS may name, in run order.
+var workloadNames = []string{"throughput", "small"}
 
 func envInt(name string, def int64) (int64, error) {
 	v := strings.ReplaceAll(os.Getenv(name), "_", "")
@@ -123,6 +129,16 @@ func loadConfig() (*config, error) {
 	pid := get("BENCH_BROKER_PID", 0)
 	if err != nil {
 		return nil, err
+	}
+	if err := loadSmall(c, get); err != nil {
+		return nil, err
+	}
+	c.workloads = map[string]bool{}
+	for _, w := range strings.Split(envStr("BENCH_WORKLOADS", strings.Join(workloadNames, ",")), ",") {
+		if !slices.Contains(workloadNames, w) {
+			return nil, fmt.Errorf("BENCH_WORKLOADS: unknown workload %q (want some of %s)", w, strings.Join(workloadNames, ","))
+		}
+		c.workloads[w] = true
 	}
 	c.brokerPID = int(pid)
 	c.brokers = os.Getenv("BENCH_BROKERS")
@@ -268,6 +284,51 @@ func run(ctx context.Context) (int, error) {
 		return 0, runSoak(ctx, c, adm, machine, runID, logDir)
 	}
 
+	if err := warmUp(ctx, c, adm, runID, logDir); err != nil {
+		return 0, err
+	}
+	var outcomes []*outcome
+	metas := map[string]benchdata.Meta{}
+	if c.workloads["throughput"] {
+		var err error
+		if outcomes, metas, err = runThroughput(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
+	var small []*smallOutcome
+	if c.workloads["small"] {
+		if small, err = runSmall(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
+
+	report := renderReport(c, machine, metas, outcomes, started)
+	if c.workloads["small"] {
+		report += renderSmall(c, small)
+	}
+	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
+		return 0, err
+	}
+	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes, "small": small}, "", "  ")
+	_ = os.WriteFile(filepath.Join(logDir, "results.json"), raw, 0o644)
+	fmt.Println(report)
+	logf("wrote %s (raw results and logs: %s)", c.out, logDir)
+	for _, o := range outcomes {
+		if !o.ok() {
+			return 1, nil
+		}
+	}
+	for _, o := range small {
+		if !o.ok() {
+			return 1, nil
+		}
+	}
+	return 0, nil
+}
+
+// runThroughput is the throughput workload: every contender on every
+// dataset, BENCH_REPEAT times; it returns each contender's median run.
+func runThroughput(ctx context.Context, c *config, adm *kadm.Client, runID, logDir string) ([]*outcome, map[string]benchdata.Meta, error) {
 	// ---- data (untimed, cached across runs)
 	files := map[string]string{}
 	metas := map[string]benchdata.Meta{}
@@ -275,51 +336,12 @@ func run(ctx context.Context) (int, error) {
 		t0 := time.Now()
 		path, meta, err := benchdata.Ensure(filepath.Join(c.work, "data"), d, c.rows[d], c.batchRows)
 		if err != nil {
-			return 0, fmt.Errorf("dataset %s: %w", d, err)
+			return nil, nil, fmt.Errorf("dataset %s: %w", d, err)
 		}
 		files[d], metas[d] = path, meta
 		logf("dataset %s: %d rows, %d columns, %.1f MB Arrow IPC, %.1f MB of JSON values (%.0f B/row) (%v)",
 			d, meta.Rows, meta.Columns, float64(meta.FileBytes)/1e6, float64(meta.ValueBytes)/1e6,
 			float64(meta.ValueBytes)/float64(meta.Rows), time.Since(t0).Round(time.Millisecond))
-	}
-
-	// ---- warm-up: the broker's JIT and page cache, not measured
-	if c.warmupRows > 0 {
-		path, _, err := benchdata.Ensure(filepath.Join(c.work, "data"), "narrow", c.warmupRows, c.batchRows)
-		if err != nil {
-			return 0, err
-		}
-		topic := "bench-" + runID + "-warmup"
-		if err := createTopic(ctx, adm, topic, c.partitions); err != nil {
-			return 0, err
-		}
-		logf("warm-up: %d narrow rows through L (not measured)", c.warmupRows)
-		if _, err := runContender(ctx, c, []string{c.limitBin, "--data", path, "--brokers", c.brokers, "--compression", c.compression, "--topic", topic,
-			"--name", "warmup"}, filepath.Join(logDir, "warmup.log")); err != nil {
-			return 0, fmt.Errorf("warm-up: %w", err)
-		}
-		// The broker's transaction paths (implicit partition adds, EndTxn,
-		// markers) are cold after L: without this the first exactly-once
-		// contender pays the JIT's warm-up in broker CPU.
-		txTopic := topic + "-txn"
-		if err := createTopic(ctx, adm, txTopic, c.partitions); err != nil {
-			return 0, err
-		}
-		every := max(c.warmupRows/100, 1)
-		logf("warm-up: %d narrow rows through flightsink, exactly-once, a checkpoint every %d rows (not measured)", c.warmupRows, every)
-		srv, err := startServer(ctx, c, filepath.Join(logDir, "warmup-server.log"))
-		if err != nil {
-			return 0, err
-		}
-		_, err = runContender(ctx, c, []string{c.goclientBin, "--data", path, "--addr", srv.addr, "--delivery", "exactly_once",
-			"--checkpoint-every", strconv.FormatInt(every, 10), "--topic", txTopic, "--name", "warmup"}, filepath.Join(logDir, "warmup-txn.log"))
-		if serr := srv.stop(); err == nil {
-			err = serr
-		}
-		if err != nil {
-			return 0, fmt.Errorf("warm-up: %w", err)
-		}
-		pause(ctx, c.settle)
 	}
 
 	// every repetition runs each contender once, in order; a contender's
@@ -329,7 +351,7 @@ func run(ctx context.Context) (int, error) {
 		for rep := 1; rep <= c.repeat; rep++ {
 			for _, k := range c.contenders {
 				if ctx.Err() != nil {
-					return 0, ctx.Err()
+					return nil, nil, ctx.Err()
 				}
 				var o *outcome
 				if !processAlive(c.brokerPID) {
@@ -355,21 +377,50 @@ func run(ctx context.Context) (int, error) {
 			outcomes = append(outcomes, median(runs[d+"/"+k]))
 		}
 	}
+	return outcomes, metas, nil
+}
 
-	report := renderReport(c, machine, metas, outcomes, started)
-	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
-		return 0, err
-	}
-	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes}, "", "  ")
-	_ = os.WriteFile(filepath.Join(logDir, "results.json"), raw, 0o644)
-	fmt.Println(report)
-	logf("wrote %s (raw results and logs: %s)", c.out, logDir)
-	for _, o := range outcomes {
-		if !o.ok() {
-			return 1, nil
+// warmUp sends BENCH_WARMUP_ROWS through L, then through flightsink
+// exactly-once: the broker's JIT and page cache, not measured.
+func warmUp(ctx context.Context, c *config, adm *kadm.Client, runID, logDir string) error {
+	if c.warmupRows > 0 {
+		path, _, err := benchdata.Ensure(filepath.Join(c.work, "data"), "narrow", c.warmupRows, c.batchRows)
+		if err != nil {
+			return err
 		}
+		topic := "bench-" + runID + "-warmup"
+		if err := createTopic(ctx, adm, topic, c.partitions); err != nil {
+			return err
+		}
+		logf("warm-up: %d narrow rows through L (not measured)", c.warmupRows)
+		if _, err := runContender(ctx, c, []string{c.limitBin, "--data", path, "--brokers", c.brokers, "--compression", c.compression, "--topic", topic,
+			"--name", "warmup"}, filepath.Join(logDir, "warmup.log")); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		// The broker's transaction paths (implicit partition adds, EndTxn,
+		// markers) are cold after L: without this the first exactly-once
+		// contender pays the JIT's warm-up in broker CPU.
+		txTopic := topic + "-txn"
+		if err := createTopic(ctx, adm, txTopic, c.partitions); err != nil {
+			return err
+		}
+		every := max(c.warmupRows/100, 1)
+		logf("warm-up: %d narrow rows through flightsink, exactly-once, a checkpoint every %d rows (not measured)", c.warmupRows, every)
+		srv, err := startServer(ctx, c, filepath.Join(logDir, "warmup-server.log"))
+		if err != nil {
+			return err
+		}
+		_, err = runContender(ctx, c, []string{c.goclientBin, "--data", path, "--addr", srv.addr, "--delivery", "exactly_once",
+			"--checkpoint-every", strconv.FormatInt(every, 10), "--topic", txTopic, "--name", "warmup"}, filepath.Join(logDir, "warmup-txn.log"))
+		if serr := srv.stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		pause(ctx, c.settle)
 	}
-	return 0, nil
+	return nil
 }
 
 // processAlive: pid exists and is not a zombie.

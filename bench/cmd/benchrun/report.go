@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -106,6 +108,10 @@ func renderReport(c *config, m machineInfo, metas map[string]benchdata.Meta, out
 	}
 	w("- flightsink: default settings (`--config /dev/null`), log level warn, metrics listener on a free port; FLIGHTSINK_* overrides from the environment: %s\n", strings.Join(fsEnv, ", "))
 	w("- broker: one local KRaft node (scripts/kafka.sh), topics of %d partitions, replication factor 1; every contender writes its own fresh topic\n", c.partitions)
+	if !c.workloads["throughput"] {
+		w("- workloads: %s (BENCH_WORKLOADS)\n", strings.Join(slices.Sorted(maps.Keys(c.workloads)), ", "))
+		return b.String()
+	}
 	for _, d := range c.datasets {
 		meta := metas[d]
 		w("- dataset %s: %s rows × %d columns, %s rows per record batch, %.1f MB as Arrow IPC, %.1f MB of JSON record values (%.0f bytes/row), key `%s`, timestamp `%s`\n",
