@@ -75,10 +75,12 @@ type config struct {
 	profile     bool
 	workloads   map[string]bool // BENCH_WORKLOADS: throughput, small, many
 	small       smallConfig
+	many        manyConfig
+	serverEnv   []string // settings of one workload's servers (after the caller's FLIGHTSINK_*)
 }
 
 // workloadNames are the workloads BENCH_WORKLOADS may name, in run order.
-var workloadNames = []string{"throughput", "small"}
+var workloadNames = []string{"throughput", "small", "many"}
 
 func envInt(name string, def int64) (int64, error) {
 	v := strings.ReplaceAll(os.Getenv(name), "_", "")
@@ -131,6 +133,9 @@ func loadConfig() (*config, error) {
 		return nil, err
 	}
 	if err := loadSmall(c, get); err != nil {
+		return nil, err
+	}
+	if err := loadMany(c, get); err != nil {
 		return nil, err
 	}
 	c.workloads = map[string]bool{}
@@ -302,14 +307,24 @@ func run(ctx context.Context) (int, error) {
 		}
 	}
 
+	var many []*manyOutcome
+	if c.workloads["many"] {
+		if many, err = runMany(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
+
 	report := renderReport(c, machine, metas, outcomes, started)
 	if c.workloads["small"] {
 		report += renderSmall(c, small)
 	}
+	if c.workloads["many"] {
+		report += renderMany(c, many)
+	}
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return 0, err
 	}
-	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes, "small": small}, "", "  ")
+	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes, "small": small, "many": many}, "", "  ")
 	_ = os.WriteFile(filepath.Join(logDir, "results.json"), raw, 0o644)
 	fmt.Println(report)
 	logf("wrote %s (raw results and logs: %s)", c.out, logDir)
@@ -319,6 +334,11 @@ func run(ctx context.Context) (int, error) {
 		}
 	}
 	for _, o := range small {
+		if !o.ok() {
+			return 1, nil
+		}
+	}
+	for _, o := range many {
 		if !o.ok() {
 			return 1, nil
 		}
@@ -723,6 +743,7 @@ func startServerOnce(ctx context.Context, c *config, logPath string) (*server, e
 	// them); the metrics listener (on by default) gets a port of its own.
 	cmd.Env = append(os.Environ(), "FLIGHTSINK_LOG_LEVEL="+envStr("BENCH_SERVER_LOG_LEVEL", "warn"),
 		fmt.Sprintf("FLIGHTSINK_METRICS_LISTEN=127.0.0.1:%d", mport))
+	cmd.Env = append(cmd.Env, c.serverEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

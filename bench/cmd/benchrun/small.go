@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -29,6 +30,10 @@ type smallConfig struct {
 	conc       int      // BENCH_SMALL_CONCURRENCY
 	rows       int      // BENCH_SMALL_ROWS: rows per stream
 	deliveries []string // BENCH_SMALL_DELIVERY
+	// baseline is BENCH_BASELINE_SERVER_BIN: another flightsink binary
+	// (say, built from main) run as a third target, for before/after
+	// figures from the same run.
+	baseline string
 }
 
 func loadSmall(c *config, get func(string, int64) int64) error {
@@ -42,6 +47,7 @@ func loadSmall(c *config, get func(string, int64) int64) error {
 		conc:       int(get("BENCH_SMALL_CONCURRENCY", 16)),
 		rows:       int(get("BENCH_SMALL_ROWS", 100)),
 		deliveries: strings.Split(envStr("BENCH_SMALL_DELIVERY", "exactly_once,at_least_once"), ","),
+		baseline:   os.Getenv("BENCH_BASELINE_SERVER_BIN"),
 	}
 	s := c.small
 	if s.streams < 1 || s.concurrent < 1 || s.conc < 1 || s.rows < 1 {
@@ -59,7 +65,7 @@ func loadSmall(c *config, get func(string, int64) int64) error {
 type smallOutcome struct {
 	Delivery string           `json:"delivery"`
 	Conc     int              `json:"concurrency"`
-	Target   string           `json:"target"` // flightsink or native
+	Target   string           `json:"target"` // flightsink, baseline or native
 	Topic    string           `json:"topic"`
 	Result   benchdata.Result `json:"result"`
 	Verified string           `json:"verified,omitempty"`
@@ -81,7 +87,11 @@ func runSmall(ctx context.Context, c *config, adm *kadm.Client, runID, logDir st
 	var out []*smallOutcome
 	for _, d := range c.small.deliveries {
 		for _, conc := range []int{1, c.small.conc} {
-			for _, target := range []string{"flightsink", "native"} {
+			targets := []string{"flightsink", "native"}
+			if c.small.baseline != "" {
+				targets = []string{"flightsink", "baseline", "native"}
+			}
+			for _, target := range targets {
 				if ctx.Err() != nil {
 					return out, ctx.Err()
 				}
@@ -113,15 +123,23 @@ func runSmallOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir
 	if conc > 1 {
 		streams = c.small.concurrent
 	}
-	args := []string{c.python, c.pyclient, "--mode", "S", "--target", target, "--delivery", delivery, "--data", file,
+	pyTarget := target
+	if target == "baseline" {
+		pyTarget = "flightsink"
+	}
+	args := []string{c.python, c.pyclient, "--mode", "S", "--target", pyTarget, "--delivery", delivery, "--data", file,
 		"--streams", strconv.FormatInt(streams, 10), "--concurrency", strconv.Itoa(conc),
 		"--rows-per-stream", strconv.Itoa(c.small.rows), "--timeout", strconv.Itoa(int(c.timeout.Seconds())),
 		"--compression", c.compression, "--topic", o.Topic, "--name", name}
 	watch := fmt.Sprintf("broker=%d", c.brokerPID)
 	var srv *server
-	if target == "flightsink" {
+	if target != "native" {
+		sc := *c
+		if target == "baseline" {
+			sc.serverBin = c.small.baseline
+		}
 		var err error
-		if srv, err = startServer(ctx, c, filepath.Join(logDir, "server-"+name+".log")); err != nil {
+		if srv, err = startServer(ctx, &sc, filepath.Join(logDir, "server-"+name+".log")); err != nil {
 			return fail(err)
 		}
 		defer func() { _ = srv.stop() }()
@@ -175,30 +193,52 @@ func renderSmall(c *config, outs []*smallOutcome) string {
 		r := o.Result
 		per := func(s float64) float64 { return 1000 * s / float64(r.Streams) }
 		server := "–"
-		if o.Target == "flightsink" {
+		if o.Target != "native" {
 			server = fmt.Sprintf("%.2f", per(r.Watched["server"]))
 		}
 		w("| %s | %d | %s | %s | %.2f | %.1f | %.1f | %.1f | %.1f | %.2f | %s | %.2f | %s |\n", o.Delivery, o.Conc, o.Target,
 			fmtInt(r.Streams), r.Seconds, o.streamsPerS(), 1000*r.P50, 1000*r.P99, 1000*r.PMax, per(r.ClientCPU), server,
 			per(r.Watched["broker"]), o.Verified)
 	}
-	w("\nflightsink ÷ native, same scenario, same run (streams/s: higher is better; p50: lower is better). Goals (issue 18): sequential streams/s ≥ 1 in both modes; at-least-once sequential p50 ≤ 2× native.\n\n")
-	w("| delivery | at a time | streams/s ratio | goal | p50 ratio | goal | p99 ratio |\n|---|--:|--:|---|--:|---|--:|\n")
-	for i := 0; i+1 < len(outs); i += 2 {
-		f, n := outs[i], outs[i+1]
-		if !f.ok() || !n.ok() {
-			w("| %s | %d | n/a | | n/a | | n/a |\n", f.Delivery, f.Conc)
-			continue
-		}
-		rate, p50 := f.streamsPerS()/n.streamsPerS(), f.Result.P50/n.Result.P50
-		rateGoal, p50Goal := "(info)", "(info)"
-		if f.Conc == 1 {
-			rateGoal = metText(rate >= 1, "≥ 1.00")
-			if f.Delivery == "at_least_once" {
-				p50Goal = metText(p50 <= 2, "≤ 2.00")
+	w("\nflightsink ÷ native, same scenario, same run (streams/s: higher is better; p50: lower is better). Goals (issue 18): sequential streams/s ≥ 1 in both modes; at-least-once sequential p50 ≤ 2× native.")
+	if c.small.baseline != "" {
+		w(" \"vs baseline\": flightsink ÷ the baseline server (`%s`, BENCH_BASELINE_SERVER_BIN), streams/s and p50.", c.small.baseline)
+	}
+	w("\n\n| delivery | at a time | streams/s ratio | goal | p50 ratio | goal | p99 ratio |%s\n|---|--:|--:|---|--:|---|--:|%s\n",
+		map[bool]string{true: " vs baseline: streams/s | vs baseline: p50 |"}[c.small.baseline != ""], map[bool]string{true: "--:|--:|"}[c.small.baseline != ""])
+	find := func(d string, conc int, target string) *smallOutcome {
+		for _, o := range outs {
+			if o.Delivery == d && o.Conc == conc && o.Target == target && o.ok() {
+				return o
 			}
 		}
-		w("| %s | %d | %.2f | %s | %.2f | %s | %.2f |\n", f.Delivery, f.Conc, rate, rateGoal, p50, p50Goal, f.Result.P99/n.Result.P99)
+		return nil
+	}
+	for _, d := range c.small.deliveries {
+		for _, conc := range []int{1, c.small.conc} {
+			f, n := find(d, conc, "flightsink"), find(d, conc, "native")
+			if f == nil || n == nil {
+				w("| %s | %d | n/a | | n/a | | n/a |\n", d, conc)
+				continue
+			}
+			rate, p50 := f.streamsPerS()/n.streamsPerS(), f.Result.P50/n.Result.P50
+			rateGoal, p50Goal := "(info)", "(info)"
+			if conc == 1 {
+				rateGoal = metText(rate >= 1, "≥ 1.00")
+				if d == "at_least_once" {
+					p50Goal = metText(p50 <= 2, "≤ 2.00")
+				}
+			}
+			w("| %s | %d | %.2f | %s | %.2f | %s | %.2f |", d, conc, rate, rateGoal, p50, p50Goal, f.Result.P99/n.Result.P99)
+			if c.small.baseline != "" {
+				if bl := find(d, conc, "baseline"); bl != nil {
+					w(" %.2f | %.2f |", f.streamsPerS()/bl.streamsPerS(), f.Result.P50/bl.Result.P50)
+				} else {
+					w(" n/a | n/a |")
+				}
+			}
+			w("\n")
+		}
 	}
 	return b.String()
 }
