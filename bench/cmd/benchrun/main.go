@@ -76,11 +76,12 @@ type config struct {
 	workloads   map[string]bool // BENCH_WORKLOADS: throughput, small, many
 	small       smallConfig
 	many        manyConfig
+	curves      curvesConfig
 	serverEnv   []string // settings of one workload's servers (after the caller's FLIGHTSINK_*)
 }
 
 // workloadNames are the workloads BENCH_WORKLOADS may name, in run order.
-var workloadNames = []string{"throughput", "small", "many"}
+var workloadNames = []string{"throughput", "small", "many", "curves"}
 
 func envInt(name string, def int64) (int64, error) {
 	v := strings.ReplaceAll(os.Getenv(name), "_", "")
@@ -136,6 +137,9 @@ func loadConfig() (*config, error) {
 		return nil, err
 	}
 	if err := loadMany(c, get); err != nil {
+		return nil, err
+	}
+	if err := loadCurves(c, get); err != nil {
 		return nil, err
 	}
 	c.workloads = map[string]bool{}
@@ -313,6 +317,12 @@ func run(ctx context.Context) (int, error) {
 			return 0, err
 		}
 	}
+	var curves []*curvePoint
+	if c.workloads["curves"] {
+		if curves, err = runCurves(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
 
 	report := renderReport(c, machine, metas, outcomes, started)
 	if c.workloads["small"] {
@@ -321,10 +331,18 @@ func run(ctx context.Context) (int, error) {
 	if c.workloads["many"] {
 		report += renderMany(c, many)
 	}
+	if c.workloads["curves"] {
+		report += renderCurves(c, curves)
+	}
+	charts, err := writeCharts(c.out, curveCharts(curves, many))
+	if err != nil {
+		return 0, err
+	}
+	report += charts
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return 0, err
 	}
-	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes, "small": small, "many": many}, "", "  ")
+	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes, "small": small, "many": many, "curves": curves}, "", "  ")
 	_ = os.WriteFile(filepath.Join(logDir, "results.json"), raw, 0o644)
 	fmt.Println(report)
 	logf("wrote %s (raw results and logs: %s)", c.out, logDir)
@@ -340,6 +358,11 @@ func run(ctx context.Context) (int, error) {
 	}
 	for _, o := range many {
 		if !o.ok() {
+			return 1, nil
+		}
+	}
+	for _, p := range curves {
+		if !p.Outcome.ok() {
 			return 1, nil
 		}
 	}
