@@ -164,8 +164,8 @@ func loadConfig() (*config, error) {
 	}
 	c.contenders = strings.Split(envStr("BENCH_CONTENDERS", "L,A,AE,AEW,B,P"), ",")
 	for _, k := range c.contenders {
-		if _, ok := contenders[k]; !ok {
-			return nil, fmt.Errorf("BENCH_CONTENDERS: unknown contender %q (want some of L,A,AE,AEW,B,P)", k)
+		if _, ok := contenders[k]; !ok || k == "A0" && c.small.baseline == "" {
+			return nil, fmt.Errorf("BENCH_CONTENDERS: unknown contender %q (want some of L,A,AE,AEW,B,P, or A0 with BENCH_BASELINE_SERVER_BIN)", k)
 		}
 	}
 	c.datasets = strings.Split(envStr("BENCH_DATASETS", "narrow,wide"), ",")
@@ -204,6 +204,7 @@ type contender struct {
 var contenders = map[string]contender{
 	"L":   {label: "L  limit: franz-go, pre-serialized"},
 	"A":   {label: "A  Go client → flightsink, at-least-once", server: true},
+	"A0":  {label: "A0 A against the baseline server (BENCH_BASELINE_SERVER_BIN)", server: true},
 	"AE":  {label: "AE Go client → flightsink, exactly-once, ckpt/100k pipelined", server: true, txn: true},
 	"AEW": {label: "AEW the same, waiting for each checkpoint's ack", server: true, txn: true},
 	"B":   {label: "B  pyarrow → flightsink, exactly-once, ckpt/100k pipelined", server: true, txn: true},
@@ -339,6 +340,9 @@ func run(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	report += charts
+	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+		return 0, err
+	}
 	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
 		return 0, err
 	}
@@ -526,7 +530,11 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 	var srv *server
 	if ct.server {
 		var err error
-		if srv, err = startServer(ctx, c, filepath.Join(logDir, fmt.Sprintf("server-%s-%s-%d.log", d, k, rep))); err != nil {
+		sc := *c
+		if k == "A0" {
+			sc.serverBin = c.small.baseline
+		}
+		if srv, err = startServer(ctx, &sc, filepath.Join(logDir, fmt.Sprintf("server-%s-%s-%d.log", d, k, rep))); err != nil {
 			return fail(err)
 		}
 		defer func() { _ = srv.stop() }() // a server that does not stop is killed; the run is over anyway
@@ -545,7 +553,7 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 	switch k {
 	case "L":
 		args = []string{c.limitBin, "--data", file, "--brokers", c.brokers, "--compression", c.compression}
-	case "A":
+	case "A", "A0":
 		args = []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", "at_least_once"}
 	case "AE", "AEW":
 		args = []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", "exactly_once",

@@ -54,6 +54,7 @@ var ratios = []ratio{
 	{name: "B/P", formula: "rows/s of B ÷ rows/s of P (P on a subset)", value: rateRatio, target: 10},
 	{name: "AE/A", formula: "exactly-once (ckpt/100k, pipelined) ÷ at-least-once rows/s, Go client", value: rateRatio, target: 0.9},
 	{name: "AEW/A", formula: "exactly-once (ckpt/100k, waiting for each ack) ÷ at-least-once rows/s, Go client", value: rateRatio},
+	{name: "A/A0", formula: "rows/s of A ÷ rows/s of A on the baseline server (BENCH_BASELINE_SERVER_BIN)", value: rateRatio},
 }
 
 func rateRatio(a, b *outcome) float64 { return a.rate() / b.rate() }
