@@ -73,3 +73,17 @@ func TestColumnsDatasets(t *testing.T) {
 		t.Fatal("columns2 accepted")
 	}
 }
+
+// TestQuantile: nearest rank, as the small and many streams report p50
+// and p99.
+func TestQuantile(t *testing.T) {
+	xs := []float64{5, 1, 4, 2, 3, 10, 9, 8, 7, 6}
+	for _, c := range []struct{ q, want float64 }{{0.5, 5}, {0.99, 10}, {1, 10}, {0, 1}, {0.1, 1}, {0.11, 2}} {
+		if got := Quantile(xs, c.q); got != c.want {
+			t.Errorf("Quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+	if Quantile(nil, 0.5) != 0 {
+		t.Error("Quantile of nothing is not 0")
+	}
+}
