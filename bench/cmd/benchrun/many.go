@@ -57,6 +57,7 @@ type manyOutcome struct {
 	Topic     string           `json:"topic"`
 	Result    benchdata.Result `json:"result"`
 	RSSPeakKB int64            `json:"server_rss_peak_kb,omitempty"`
+	Profile   string           `json:"server_profile,omitempty"` // top of `perf report` (BENCH_PROFILE=1)
 	Verified  string           `json:"verified,omitempty"`
 	Err       string           `json:"error,omitempty"`
 }
@@ -121,12 +122,22 @@ func runManyOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir,
 		return fail(err)
 	}
 	defer func() { _ = srv.stop() }()
+	var prof *profiler
+	if c.profile {
+		if prof, err = startPerf(srv.cmd.Process.Pid, filepath.Join(logDir, "perf-"+name+".data")); err != nil {
+			return fail(err)
+		}
+		defer prof.stop()
+	}
 	args := []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", c.many.delivery,
 		"--streams", strconv.Itoa(n), "--rows", strconv.FormatInt(c.many.rows, 10),
 		"--checkpoint-every", strconv.FormatInt(c.many.ckptRows, 10), "--topic", o.Topic,
 		"--watch", fmt.Sprintf("server=%d,broker=%d", srv.cmd.Process.Pid, c.brokerPID), "--name", name}
 	logf("many ×%d: running (%d rows in all, topic %s)", n, c.many.rows, o.Topic)
 	res, err := runContender(ctx, c, args, filepath.Join(logDir, "client-"+name+".log"))
+	if prof != nil {
+		o.Profile = prof.stop()
+	}
 	o.RSSPeakKB, _ = benchdata.ProcStatusKB(srv.cmd.Process.Pid, "VmHWM")
 	if serr := srv.stop(); serr != nil && err == nil {
 		err = serr
@@ -188,6 +199,11 @@ func renderMany(c *config, outs []*manyOutcome) string {
 	}
 	w("\nGoals (issue 18): server CPU per row within 10%% of one stream's at every count: %s; the slowest stream at least half the mean rate: %s.\n",
 		metText(flat && base > 0, "flat"), metText(fair && len(outs) > 0, "≥ 0.50"))
+	for _, o := range outs {
+		if o.ok() && o.Profile != "" {
+			w("\nServer profile, %d streams (BENCH_PROFILE=1, `perf record -F 999 -g`):\n\n```\n%s\n```\n", o.Streams, o.Profile)
+		}
+	}
 	return b.String()
 }
 
