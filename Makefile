@@ -48,7 +48,7 @@ kafka-status:
 clean:
 	rm -rf bin
 
-# benchmark harness: own broker, contenders L/A/AE/B/P, writes bench/RESULTS.md
+# benchmark harness: own broker, contenders L/A/AE/B/P, small streams, many streams, cost curves; writes bench/RESULTS.md and bench/charts/
 # (BENCH_QUICK=1 for a short run; see bench/README.md)
 .PHONY: bench bench-soak
 bench:

@@ -8,6 +8,13 @@
   P  what a Python user writes without flightsink: pyarrow table -> rows (to_pylist) ->
      json.dumps -> confluent_kafka.Producer (acks=all, idempotent, the same linger, batch size and
      compression as flightsink's producer, murmur2 partitioning like the Java client) -> Kafka.
+  S  small streams: --streams streams of one record batch each (the dataset's batches, written
+     with --rows-per-stream rows per batch), --concurrency at a time (threads), each timed from
+     opening to its end. --target flightsink: raw pyarrow do_put, read `ready`, write the batch,
+     done_writing, read `done`. --target native: confluent-kafka doing the same work, one producer
+     per thread made before the timed window: exactly_once = begin_transaction, to_pylist ->
+     json.dumps -> produce the rows, commit_transaction; at_least_once = an idempotent producer,
+     produce the rows, flush.
 
 The dataset (an Arrow IPC file written by benchrun) is read into memory before the timed window.
 The last stdout line is one JSON object with the keys of benchdata.Result.
@@ -191,9 +198,128 @@ def run_p(args, meta, watch):
                 checkpoints=0, note="values are json.dumps(row, default=str)")
 
 
+def native_config(args, i):
+    conf = {
+        "bootstrap.servers": args.brokers,
+        "client.id": f"bench-small-{i}",
+        "acks": "all",
+        "enable.idempotence": True,
+        "linger.ms": 5,
+        "compression.type": args.compression,
+        "batch.size": 1_000_000,
+        "partitioner": "murmur2_random",
+    }
+    if args.delivery == "exactly_once":
+        conf["transactional.id"] = f"{args.topic}-{i}"
+    return conf
+
+
+def run_s(args, meta, watch):
+    import threading
+
+    schema, batches = load(args.data)
+    if any(b.num_rows != args.rows_per_stream for b in batches):
+        raise SystemExit(f"every batch of {args.data} must hold --rows-per-stream={args.rows_per_stream} rows")
+    n, conc = args.streams, args.concurrency
+    key_field, ts_field, topic = meta["key_field"], meta["timestamp_field"], args.topic
+    lat = [0.0] * n
+    rows = [0] * n
+    errors = []
+    barrier = threading.Barrier(conc + 1)
+
+    def flightsink_worker(w):
+        import pyarrow.flight as flight
+        client = flight.connect(f"grpc://{args.addr}")
+        descriptor = flight.FlightDescriptor.for_command(json.dumps({
+            "topic": topic, "key_field": key_field, "timestamp_field": ts_field, "delivery": args.delivery}))
+        barrier.wait()
+        for i in range(w, n, conc):
+            b = batches[i % len(batches)]
+            t0 = time.perf_counter()
+            writer, reader = client.do_put(descriptor, schema)
+            ready = json.loads(reader.read().to_pybytes())
+            if ready.get("type") != "ready":
+                raise RuntimeError(f"stream {i}: expected ready, got {ready}")
+            writer.write_batch(b)
+            writer.done_writing()
+            done = json.loads(reader.read().to_pybytes())
+            writer.close()
+            lat[i] = time.perf_counter() - t0
+            if done.get("type") != "done" or done.get("total_rows") != b.num_rows:
+                raise RuntimeError(f"stream {i}: expected done with total_rows={b.num_rows}, got {done}")
+            rows[i] = done["total_rows"]
+        client.close()
+
+    def native_worker(w):
+        from confluent_kafka import Producer
+        failed = []
+
+        def on_delivery(err, _msg):
+            if err is not None:
+                failed.append(err)
+
+        p = Producer(dict(native_config(args, w), on_delivery=on_delivery))
+        eos = args.delivery == "exactly_once"
+        if eos:
+            p.init_transactions(args.timeout)
+        barrier.wait()
+        for i in range(w, n, conc):
+            b = batches[i % len(batches)]
+            t0 = time.perf_counter()
+            if eos:
+                p.begin_transaction()
+            for row in b.to_pylist():
+                ts = row[ts_field]
+                p.produce(topic, json.dumps(row, default=str).encode(), row[key_field],
+                          timestamp=int(ts.timestamp() * 1000) if ts is not None else 0)
+            if eos:
+                p.commit_transaction(args.timeout)
+            elif p.flush(args.timeout):
+                raise RuntimeError(f"stream {i}: records unacknowledged after {args.timeout}s")
+            lat[i] = time.perf_counter() - t0
+            if failed:
+                raise RuntimeError(f"stream {i}: {len(failed)} records failed; first: {failed[0]}")
+            rows[i] = b.num_rows
+
+    work = flightsink_worker if args.target == "flightsink" else native_worker
+
+    def guarded(w):
+        try:
+            work(w)
+        except BaseException as e:  # noqa: BLE001 - reported as the run's failure
+            errors.append(f"worker {w}: {e!r}")
+            barrier.abort()
+
+    threads = [threading.Thread(target=guarded, args=(w,), daemon=True) for w in range(conc)]
+    for t in threads:
+        t.start()
+    try:
+        barrier.wait(args.timeout)
+    except threading.BrokenBarrierError:
+        raise SystemExit("; ".join(errors) or "a worker failed to start")
+    watch.begin()
+    cpu0, t0 = self_cpu(), time.perf_counter()
+    for t in threads:
+        t.join(args.timeout)
+    elapsed = time.perf_counter() - t0
+    cpu = self_cpu() - cpu0
+    watched = watch.end()
+    if errors:
+        raise SystemExit("; ".join(errors))
+    if any(t.is_alive() for t in threads):
+        raise SystemExit(f"workers still running after {args.timeout}s")
+    lat.sort()
+
+    def q(x):
+        return lat[min(max(int(-(-x * n // 1)) - 1, 0), n - 1)]
+
+    return dict(rows=sum(rows), value_bytes=0, seconds=elapsed, client_cpu_s=cpu, watched_cpu_s=watched,
+                checkpoints=0, streams=n, concurrency=conc, p50_s=q(0.5), p99_s=q(0.99), pmax_s=lat[-1])
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--mode", choices=["B", "P"], required=True)
+    ap.add_argument("--mode", choices=["B", "P", "S"], required=True)
     ap.add_argument("--data", required=True, help="dataset file (Arrow IPC) written by benchrun")
     ap.add_argument("--topic", required=True)
     ap.add_argument("--addr", help="flightsink Flight address host:port (B)")
@@ -205,11 +331,16 @@ def main():
     ap.add_argument("--name", help="contender name in the result (default: the mode)")
     ap.add_argument("--timeout", type=float, default=1800)
     ap.add_argument("--compression", default="snappy", help="compression.type: flightsink's kafka.compression (P)")
+    ap.add_argument("--target", choices=["flightsink", "native"], default="flightsink", help="who takes the small streams (S)")
+    ap.add_argument("--delivery", choices=["exactly_once", "at_least_once"], default="exactly_once", help="S")
+    ap.add_argument("--streams", type=int, default=100, help="how many small streams (S)")
+    ap.add_argument("--concurrency", type=int, default=1, help="small streams at a time (S)")
+    ap.add_argument("--rows-per-stream", type=int, default=100, help="rows of each small stream: the dataset's batch size (S)")
     args = ap.parse_args()
     with open(args.data + ".json") as f:
         meta = json.load(f)
     watch = Watch(args.watch)
-    res = run_b(args, meta, watch) if args.mode == "B" else run_p(args, meta, watch)
+    res = {"B": run_b, "P": run_p, "S": run_s}[args.mode](args, meta, watch)
     res["contender"] = args.name or args.mode
     print(json.dumps(res))
     sys.stdout.flush()

@@ -120,7 +120,7 @@ func (s *Sink) OpenExactlyOnce(ctx context.Context, topic, writerID string) (*Op
 	}
 	w := &exactlyOnce{sink: s, topic: topic, writerID: writerID, slot: -1,
 		inflight: inflight{skip: s.cfg.ProgressTopic, maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, obs: s.obs,
-			authFailure: s.creds.failureSince}}
+			authFailure: s.creds.failureSince, forget: s.topics.forget}}
 	w.inflight.mapErr = w.mapError
 	w.promise = w.done
 	if writerID == "" {

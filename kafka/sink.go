@@ -7,9 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +39,7 @@ type Sink struct {
 
 	mu     sync.Mutex
 	limits map[string]int32 // topic → max.message.bytes, read when a stream opens
+	topics *topicCache      // topic → its facts, for TopicInfoMaxAge
 
 	tableStore tableStore // the replay of kafka.tables_topic (tables.go)
 
@@ -74,7 +72,7 @@ func NewSink(cfg Config, log zerolog.Logger, extra ...kgo.Opt) (*Sink, error) {
 		security = append(security, kgo.SASL(creds.mechanism()))
 	}
 	extra = append(security, extra...)
-	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra,
+	s := &Sink{cfg: cfg, log: log, limits: map[string]int32{}, topics: newTopicCache(), pool: newTxnPool(cfg.MaxExactlyOnceStreams), extra: extra,
 		replica: cfg.Replica, creds: creds, obs: nopObserver{}}
 	if s.registry, err = newRegistry(cfg.SchemaRegistry); err != nil {
 		return nil, err
@@ -236,104 +234,6 @@ func (s *Sink) authError(err error, start time.Time) error {
 	return nil
 }
 
-// Topic looks the topic up (creating it when kafka.create_topics is on) and
-// reads its max.message.bytes. Errors wrap ErrTopicMissing or ErrUnavailable.
-func (s *Sink) Topic(ctx context.Context, topic string) (TopicInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
-	defer cancel()
-	info, err := s.describe(ctx, topic)
-	if errors.Is(err, ErrTopicMissing) && s.cfg.CreateTopics {
-		if cerr := s.createTopic(ctx, topic, -1, nil); cerr != nil {
-			return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("creating topic %q (kafka.create_topics is on): %w", topic, cerr))
-		}
-		s.log.Info().Str("topic", topic).Msg("created topic (kafka.create_topics is on)")
-		info, err = s.describeRetry(ctx, topic)
-	}
-	if err != nil {
-		return TopicInfo{}, err
-	}
-	s.mu.Lock()
-	s.limits[topic] = info.MaxMessageBytes
-	s.mu.Unlock()
-	return info, nil
-}
-
-// describeRetry waits for a just-created topic to show up in metadata.
-func (s *Sink) describeRetry(ctx context.Context, topic string) (TopicInfo, error) {
-	for {
-		info, err := s.describe(ctx, topic)
-		if !errors.Is(err, ErrTopicMissing) || ctx.Err() != nil {
-			return info, err
-		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func (s *Sink) describe(ctx context.Context, topic string) (TopicInfo, error) {
-	topics, err := s.admin.ListTopics(ctx, topic)
-	if err != nil {
-		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("looking up topic %q: %w", topic, err))
-	}
-	d, ok := topics[topic]
-	if !ok || errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
-		return TopicInfo{}, fmt.Errorf("%w: topic %q does not exist; create it first, or set kafka.create_topics: true", ErrTopicMissing, topic)
-	}
-	if d.Err != nil {
-		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("looking up topic %q: %w", topic, d.Err))
-	}
-	info := TopicInfo{Topic: topic, Partitions: len(d.Partitions), MaxMessageBytes: 1048588, CreateTime: true,
-		TimestampBeforeMax: math.MaxInt64, TimestampAfterMax: math.MaxInt64}
-	rcs, err := s.admin.DescribeTopicConfigs(ctx, topic)
-	if err != nil {
-		return TopicInfo{}, s.unavailable(ctx, fmt.Errorf("reading config of topic %q: %w", topic, err))
-	}
-	var difference time.Duration = -1
-	before, after := false, false
-	for _, rc := range rcs {
-		for _, c := range rc.Configs {
-			if c.Value == nil {
-				continue
-			}
-			v := *c.Value
-			switch c.Key {
-			case "max.message.bytes":
-				if n, err := strconv.ParseInt(v, 10, 32); err == nil && n > 0 {
-					info.MaxMessageBytes = int32(n)
-				}
-			case "cleanup.policy":
-				info.Compacted = strings.Contains(v, "compact")
-			case "message.timestamp.type":
-				info.CreateTime = v != "LogAppendTime"
-			case "message.timestamp.before.max.ms":
-				info.TimestampBeforeMax, before = parseMillis(v), true
-			case "message.timestamp.after.max.ms":
-				info.TimestampAfterMax, after = parseMillis(v), true
-			case "message.timestamp.difference.max.ms": // before Kafka 3.6
-				difference = parseMillis(v)
-			}
-		}
-	}
-	if difference >= 0 && !before && !after {
-		info.TimestampBeforeMax, info.TimestampAfterMax = difference, difference
-	}
-	return info, nil
-}
-
-// parseMillis reads a millisecond setting as a duration, saturating.
-func parseMillis(v string) time.Duration {
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return math.MaxInt64
-	}
-	if n > math.MaxInt64/int64(time.Millisecond) {
-		return math.MaxInt64
-	}
-	return time.Duration(n) * time.Millisecond
-}
-
 // unavailable marks an error as ErrUnavailable when the deadline passed or
 // it is an outage a retry can outlast (IsUnavailable: a refused connection,
 // a coordinator loading, ...).
@@ -435,17 +335,3 @@ func (s *Sink) Config() Config { return s.cfg }
 // Replica is the replica name in this server's pool ids: the claimed one
 // after ClaimReplica, else kafka.replica.
 func (s *Sink) Replica() string { return s.replica }
-
-// Lookup is Topic without creating a missing topic.
-func (s *Sink) Lookup(ctx context.Context, topic string) (TopicInfo, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
-	defer cancel()
-	info, err := s.describe(ctx, topic)
-	if err != nil {
-		return TopicInfo{}, err
-	}
-	s.mu.Lock()
-	s.limits[topic] = info.MaxMessageBytes
-	s.mu.Unlock()
-	return info, nil
-}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -59,6 +60,9 @@ type inflight struct {
 	// authFailure is the sink's last authentication failure at or after a
 	// time, nil if none: a timeout caused by one says so.
 	authFailure func(since time.Time) error
+	// forget drops a topic Kafka reported missing from the sink's topic
+	// cache (nil: nothing to tell).
+	forget func(topic string)
 
 	mu      sync.Mutex
 	records int
@@ -119,6 +123,9 @@ func (f *inflight) done(r *kgo.Record, err error) {
 	size := recordSize(r)
 	if err != nil && !errors.Is(err, kgo.ErrAborting) {
 		f.obs.ProduceError(ErrorCode(err))
+	}
+	if err != nil && f.forget != nil && (errors.Is(err, kerr.UnknownTopicOrPartition) || errors.Is(err, kerr.UnknownTopicID)) {
+		f.forget(r.Topic)
 	}
 	f.mu.Lock()
 	f.records--
@@ -264,48 +271,4 @@ func (f *inflight) waitRoom(ctx context.Context) error {
 // waitAll blocks until every record is acknowledged.
 func (f *inflight) waitAll(ctx context.Context) error {
 	return f.waitUntil(ctx, "waiting for Kafka to acknowledge", func() bool { return f.records == 0 })
-}
-
-// OpenAtLeastOnce returns a writer on the shared idempotent producer.
-func (s *Sink) OpenAtLeastOnce() sinkapi.Writer {
-	w := &atLeastOnce{cl: s.shared, bg: s.bg,
-		inflight: inflight{maxBytes: s.cfg.MaxBufferedBytes, timeout: s.cfg.ProduceTimeout, obs: s.obs,
-			mapErr: s.mapProduceError, authFailure: s.creds.failureSince}}
-	w.promise = w.done
-	return w
-}
-
-// atLeastOnce tracks its own produce promises on the shared client, so a
-// checkpoint waits for this stream's records only (client.Flush would wait
-// for every other stream's too).
-type atLeastOnce struct {
-	inflight
-	cl      *kgo.Client
-	bg      context.Context          // the sink's context: see Produce
-	promise func(*kgo.Record, error) // one closure for all records: no per-record allocation
-}
-
-func (w *atLeastOnce) Produce(ctx context.Context, c sinkapi.Chunk) error {
-	recs := c.(*Records)
-	return w.ProduceBatch(ctx, recs.records, recs.acked())
-}
-
-func (w *atLeastOnce) ProduceBatch(ctx context.Context, recs []kgo.Record, acked func()) error {
-	return w.produceBatch(ctx, recs, w.promise, acked, w.produce)
-}
-
-func (w *atLeastOnce) produce(r *kgo.Record, promise func(*kgo.Record, error)) {
-	// Records on the shared client get the sink's context, never the
-	// stream's: kgo fails every buffered record of a partition when the
-	// first one's context ends, which would fail other streams' records.
-	w.cl.Produce(w.bg, r, promise)
-}
-
-func (w *atLeastOnce) Checkpoint(ctx context.Context, _ Progress) error { return w.waitAll(ctx) }
-
-func (w *atLeastOnce) Close(ctx context.Context, commit bool, _ Progress) error {
-	if commit {
-		return w.waitAll(ctx)
-	}
-	return nil
 }

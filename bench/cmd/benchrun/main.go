@@ -32,6 +32,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -72,7 +73,15 @@ type config struct {
 	kafkaLib    string
 	kafkaJVM    string
 	profile     bool
+	workloads   map[string]bool // BENCH_WORKLOADS: throughput, small, many
+	small       smallConfig
+	many        manyConfig
+	curves      curvesConfig
+	serverEnv   []string // settings of one workload's servers (after the caller's FLIGHTSINK_*)
 }
+
+// workloadNames are the workloads BENCH_WORKLOADS may name, in run order.
+var workloadNames = []string{"throughput", "small", "many", "curves"}
 
 func envInt(name string, def int64) (int64, error) {
 	v := strings.ReplaceAll(os.Getenv(name), "_", "")
@@ -124,6 +133,22 @@ func loadConfig() (*config, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := loadSmall(c, get); err != nil {
+		return nil, err
+	}
+	if err := loadMany(c, get); err != nil {
+		return nil, err
+	}
+	if err := loadCurves(c, get); err != nil {
+		return nil, err
+	}
+	c.workloads = map[string]bool{}
+	for _, w := range strings.Split(envStr("BENCH_WORKLOADS", strings.Join(workloadNames, ",")), ",") {
+		if !slices.Contains(workloadNames, w) {
+			return nil, fmt.Errorf("BENCH_WORKLOADS: unknown workload %q (want some of %s)", w, strings.Join(workloadNames, ","))
+		}
+		c.workloads[w] = true
+	}
 	c.brokerPID = int(pid)
 	c.brokers = os.Getenv("BENCH_BROKERS")
 	if c.brokers == "" || c.brokerPID == 0 {
@@ -139,8 +164,8 @@ func loadConfig() (*config, error) {
 	}
 	c.contenders = strings.Split(envStr("BENCH_CONTENDERS", "L,A,AE,AEW,B,P"), ",")
 	for _, k := range c.contenders {
-		if _, ok := contenders[k]; !ok {
-			return nil, fmt.Errorf("BENCH_CONTENDERS: unknown contender %q (want some of L,A,AE,AEW,B,P)", k)
+		if _, ok := contenders[k]; !ok || k == "A0" && c.small.baseline == "" {
+			return nil, fmt.Errorf("BENCH_CONTENDERS: unknown contender %q (want some of L,A,AE,AEW,B,P, or A0 with BENCH_BASELINE_SERVER_BIN)", k)
 		}
 	}
 	c.datasets = strings.Split(envStr("BENCH_DATASETS", "narrow,wide"), ",")
@@ -179,6 +204,7 @@ type contender struct {
 var contenders = map[string]contender{
 	"L":   {label: "L  limit: franz-go, pre-serialized"},
 	"A":   {label: "A  Go client → flightsink, at-least-once", server: true},
+	"A0":  {label: "A0 A against the baseline server (BENCH_BASELINE_SERVER_BIN)", server: true},
 	"AE":  {label: "AE Go client → flightsink, exactly-once, ckpt/100k pipelined", server: true, txn: true},
 	"AEW": {label: "AEW the same, waiting for each checkpoint's ack", server: true, txn: true},
 	"B":   {label: "B  pyarrow → flightsink, exactly-once, ckpt/100k pipelined", server: true, txn: true},
@@ -268,6 +294,88 @@ func run(ctx context.Context) (int, error) {
 		return 0, runSoak(ctx, c, adm, machine, runID, logDir)
 	}
 
+	if err := warmUp(ctx, c, adm, runID, logDir); err != nil {
+		return 0, err
+	}
+	var outcomes []*outcome
+	metas := map[string]benchdata.Meta{}
+	if c.workloads["throughput"] {
+		var err error
+		if outcomes, metas, err = runThroughput(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
+	var small []*smallOutcome
+	if c.workloads["small"] {
+		if small, err = runSmall(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
+
+	var many []*manyOutcome
+	if c.workloads["many"] {
+		if many, err = runMany(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
+	var curves []*curvePoint
+	if c.workloads["curves"] {
+		if curves, err = runCurves(ctx, c, adm, runID, logDir); err != nil {
+			return 0, err
+		}
+	}
+
+	report := renderReport(c, machine, metas, outcomes, started)
+	if c.workloads["small"] {
+		report += renderSmall(c, small)
+	}
+	if c.workloads["many"] {
+		report += renderMany(c, many)
+	}
+	if c.workloads["curves"] {
+		report += renderCurves(c, curves)
+	}
+	charts, err := writeCharts(c.out, curveCharts(curves, many))
+	if err != nil {
+		return 0, err
+	}
+	report += charts
+	if err := os.MkdirAll(filepath.Dir(c.out), 0o755); err != nil {
+		return 0, err
+	}
+	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
+		return 0, err
+	}
+	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes, "small": small, "many": many, "curves": curves}, "", "  ")
+	_ = os.WriteFile(filepath.Join(logDir, "results.json"), raw, 0o644)
+	fmt.Println(report)
+	logf("wrote %s (raw results and logs: %s)", c.out, logDir)
+	for _, o := range outcomes {
+		if !o.ok() {
+			return 1, nil
+		}
+	}
+	for _, o := range small {
+		if !o.ok() {
+			return 1, nil
+		}
+	}
+	for _, o := range many {
+		if !o.ok() {
+			return 1, nil
+		}
+	}
+	for _, p := range curves {
+		if !p.Outcome.ok() {
+			return 1, nil
+		}
+	}
+	return 0, nil
+}
+
+// runThroughput is the throughput workload: every contender on every
+// dataset, BENCH_REPEAT times; it returns each contender's median run.
+func runThroughput(ctx context.Context, c *config, adm *kadm.Client, runID, logDir string) ([]*outcome, map[string]benchdata.Meta, error) {
 	// ---- data (untimed, cached across runs)
 	files := map[string]string{}
 	metas := map[string]benchdata.Meta{}
@@ -275,51 +383,12 @@ func run(ctx context.Context) (int, error) {
 		t0 := time.Now()
 		path, meta, err := benchdata.Ensure(filepath.Join(c.work, "data"), d, c.rows[d], c.batchRows)
 		if err != nil {
-			return 0, fmt.Errorf("dataset %s: %w", d, err)
+			return nil, nil, fmt.Errorf("dataset %s: %w", d, err)
 		}
 		files[d], metas[d] = path, meta
 		logf("dataset %s: %d rows, %d columns, %.1f MB Arrow IPC, %.1f MB of JSON values (%.0f B/row) (%v)",
 			d, meta.Rows, meta.Columns, float64(meta.FileBytes)/1e6, float64(meta.ValueBytes)/1e6,
 			float64(meta.ValueBytes)/float64(meta.Rows), time.Since(t0).Round(time.Millisecond))
-	}
-
-	// ---- warm-up: the broker's JIT and page cache, not measured
-	if c.warmupRows > 0 {
-		path, _, err := benchdata.Ensure(filepath.Join(c.work, "data"), "narrow", c.warmupRows, c.batchRows)
-		if err != nil {
-			return 0, err
-		}
-		topic := "bench-" + runID + "-warmup"
-		if err := createTopic(ctx, adm, topic, c.partitions); err != nil {
-			return 0, err
-		}
-		logf("warm-up: %d narrow rows through L (not measured)", c.warmupRows)
-		if _, err := runContender(ctx, c, []string{c.limitBin, "--data", path, "--brokers", c.brokers, "--compression", c.compression, "--topic", topic,
-			"--name", "warmup"}, filepath.Join(logDir, "warmup.log")); err != nil {
-			return 0, fmt.Errorf("warm-up: %w", err)
-		}
-		// The broker's transaction paths (implicit partition adds, EndTxn,
-		// markers) are cold after L: without this the first exactly-once
-		// contender pays the JIT's warm-up in broker CPU.
-		txTopic := topic + "-txn"
-		if err := createTopic(ctx, adm, txTopic, c.partitions); err != nil {
-			return 0, err
-		}
-		every := max(c.warmupRows/100, 1)
-		logf("warm-up: %d narrow rows through flightsink, exactly-once, a checkpoint every %d rows (not measured)", c.warmupRows, every)
-		srv, err := startServer(ctx, c, filepath.Join(logDir, "warmup-server.log"))
-		if err != nil {
-			return 0, err
-		}
-		_, err = runContender(ctx, c, []string{c.goclientBin, "--data", path, "--addr", srv.addr, "--delivery", "exactly_once",
-			"--checkpoint-every", strconv.FormatInt(every, 10), "--topic", txTopic, "--name", "warmup"}, filepath.Join(logDir, "warmup-txn.log"))
-		if serr := srv.stop(); err == nil {
-			err = serr
-		}
-		if err != nil {
-			return 0, fmt.Errorf("warm-up: %w", err)
-		}
-		pause(ctx, c.settle)
 	}
 
 	// every repetition runs each contender once, in order; a contender's
@@ -329,7 +398,7 @@ func run(ctx context.Context) (int, error) {
 		for rep := 1; rep <= c.repeat; rep++ {
 			for _, k := range c.contenders {
 				if ctx.Err() != nil {
-					return 0, ctx.Err()
+					return nil, nil, ctx.Err()
 				}
 				var o *outcome
 				if !processAlive(c.brokerPID) {
@@ -355,21 +424,50 @@ func run(ctx context.Context) (int, error) {
 			outcomes = append(outcomes, median(runs[d+"/"+k]))
 		}
 	}
+	return outcomes, metas, nil
+}
 
-	report := renderReport(c, machine, metas, outcomes, started)
-	if err := os.WriteFile(c.out, []byte(report), 0o644); err != nil {
-		return 0, err
-	}
-	raw, _ := json.MarshalIndent(map[string]any{"machine": machine, "metas": metas, "outcomes": outcomes}, "", "  ")
-	_ = os.WriteFile(filepath.Join(logDir, "results.json"), raw, 0o644)
-	fmt.Println(report)
-	logf("wrote %s (raw results and logs: %s)", c.out, logDir)
-	for _, o := range outcomes {
-		if !o.ok() {
-			return 1, nil
+// warmUp sends BENCH_WARMUP_ROWS through L, then through flightsink
+// exactly-once: the broker's JIT and page cache, not measured.
+func warmUp(ctx context.Context, c *config, adm *kadm.Client, runID, logDir string) error {
+	if c.warmupRows > 0 {
+		path, _, err := benchdata.Ensure(filepath.Join(c.work, "data"), "narrow", c.warmupRows, c.batchRows)
+		if err != nil {
+			return err
 		}
+		topic := "bench-" + runID + "-warmup"
+		if err := createTopic(ctx, adm, topic, c.partitions); err != nil {
+			return err
+		}
+		logf("warm-up: %d narrow rows through L (not measured)", c.warmupRows)
+		if _, err := runContender(ctx, c, []string{c.limitBin, "--data", path, "--brokers", c.brokers, "--compression", c.compression, "--topic", topic,
+			"--name", "warmup"}, filepath.Join(logDir, "warmup.log")); err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		// The broker's transaction paths (implicit partition adds, EndTxn,
+		// markers) are cold after L: without this the first exactly-once
+		// contender pays the JIT's warm-up in broker CPU.
+		txTopic := topic + "-txn"
+		if err := createTopic(ctx, adm, txTopic, c.partitions); err != nil {
+			return err
+		}
+		every := max(c.warmupRows/100, 1)
+		logf("warm-up: %d narrow rows through flightsink, exactly-once, a checkpoint every %d rows (not measured)", c.warmupRows, every)
+		srv, err := startServer(ctx, c, filepath.Join(logDir, "warmup-server.log"))
+		if err != nil {
+			return err
+		}
+		_, err = runContender(ctx, c, []string{c.goclientBin, "--data", path, "--addr", srv.addr, "--delivery", "exactly_once",
+			"--checkpoint-every", strconv.FormatInt(every, 10), "--topic", txTopic, "--name", "warmup"}, filepath.Join(logDir, "warmup-txn.log"))
+		if serr := srv.stop(); err == nil {
+			err = serr
+		}
+		if err != nil {
+			return fmt.Errorf("warm-up: %w", err)
+		}
+		pause(ctx, c.settle)
 	}
-	return 0, nil
+	return nil
 }
 
 // processAlive: pid exists and is not a zombie.
@@ -432,7 +530,11 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 	var srv *server
 	if ct.server {
 		var err error
-		if srv, err = startServer(ctx, c, filepath.Join(logDir, fmt.Sprintf("server-%s-%s-%d.log", d, k, rep))); err != nil {
+		sc := *c
+		if k == "A0" {
+			sc.serverBin = c.small.baseline
+		}
+		if srv, err = startServer(ctx, &sc, filepath.Join(logDir, fmt.Sprintf("server-%s-%s-%d.log", d, k, rep))); err != nil {
 			return fail(err)
 		}
 		defer func() { _ = srv.stop() }() // a server that does not stop is killed; the run is over anyway
@@ -451,7 +553,7 @@ func runOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir, d, 
 	switch k {
 	case "L":
 		args = []string{c.limitBin, "--data", file, "--brokers", c.brokers, "--compression", c.compression}
-	case "A":
+	case "A", "A0":
 		args = []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", "at_least_once"}
 	case "AE", "AEW":
 		args = []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", "exactly_once",
@@ -672,6 +774,7 @@ func startServerOnce(ctx context.Context, c *config, logPath string) (*server, e
 	// them); the metrics listener (on by default) gets a port of its own.
 	cmd.Env = append(os.Environ(), "FLIGHTSINK_LOG_LEVEL="+envStr("BENCH_SERVER_LOG_LEVEL", "warn"),
 		fmt.Sprintf("FLIGHTSINK_METRICS_LISTEN=127.0.0.1:%d", mport))
+	cmd.Env = append(cmd.Env, c.serverEnv...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {

@@ -2,7 +2,9 @@ package main
 
 import (
 	"fmt"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -52,6 +54,7 @@ var ratios = []ratio{
 	{name: "B/P", formula: "rows/s of B ÷ rows/s of P (P on a subset)", value: rateRatio, target: 10},
 	{name: "AE/A", formula: "exactly-once (ckpt/100k, pipelined) ÷ at-least-once rows/s, Go client", value: rateRatio, target: 0.9},
 	{name: "AEW/A", formula: "exactly-once (ckpt/100k, waiting for each ack) ÷ at-least-once rows/s, Go client", value: rateRatio},
+	{name: "A/A0", formula: "rows/s of A ÷ rows/s of A on the baseline server (BENCH_BASELINE_SERVER_BIN)", value: rateRatio},
 }
 
 func rateRatio(a, b *outcome) float64 { return a.rate() / b.rate() }
@@ -106,6 +109,10 @@ func renderReport(c *config, m machineInfo, metas map[string]benchdata.Meta, out
 	}
 	w("- flightsink: default settings (`--config /dev/null`), log level warn, metrics listener on a free port; FLIGHTSINK_* overrides from the environment: %s\n", strings.Join(fsEnv, ", "))
 	w("- broker: one local KRaft node (scripts/kafka.sh), topics of %d partitions, replication factor 1; every contender writes its own fresh topic\n", c.partitions)
+	if !c.workloads["throughput"] {
+		w("- workloads: %s (BENCH_WORKLOADS)\n", strings.Join(slices.Sorted(maps.Keys(c.workloads)), ", "))
+		return b.String()
+	}
 	for _, d := range c.datasets {
 		meta := metas[d]
 		w("- dataset %s: %s rows × %d columns, %s rows per record batch, %.1f MB as Arrow IPC, %.1f MB of JSON record values (%.0f bytes/row), key `%s`, timestamp `%s`\n",

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
+	"gonum.org/v1/plot/plotter"
 
 	"github.com/flightsink/flightsink/bench/internal/benchdata"
 )
@@ -102,6 +103,18 @@ func runSoak(ctx context.Context, c *config, adm *kadm.Client, machine machineIn
 	var end int64
 	ends.Each(func(o kadm.ListedOffset) { end += o.Offset })
 	report := renderSoak(c, machine, meta, res, curve, peak, end, started)
+	var rssPts, heapPts plotter.XYs
+	for _, s := range curve {
+		rssPts = append(rssPts, plotter.XY{X: s.At.Minutes(), Y: float64(s.RSSKB) / 1024})
+		heapPts = append(heapPts, plotter.XY{X: s.At.Minutes(), Y: s.HeapMB})
+	}
+	soakChart := chart{file: "soak-rss.svg", title: fmt.Sprintf("server memory over the %v soak", c.soak), x: "minutes", y: "MB",
+		lines: []series{{"RSS", rssPts}, {"Go heap in use", heapPts}}}
+	if ok, err := soakChart.write(chartsDir(c.out)); err != nil {
+		return err
+	} else if ok {
+		report += "\n## Chart\n\n![server memory over the soak](charts/soak-rss.svg)\n"
+	}
 	out := filepath.Join(filepath.Dir(c.out), "SOAK.md")
 	if err := os.WriteFile(out, []byte(report), 0o644); err != nil {
 		return err

@@ -1,7 +1,9 @@
 // Command goclient is contender A of the benchmark (and its exactly-once
 // variant): the dataset's record batches, read into memory before the timed
 // window, streamed to flightsink with the Go client (clients/go/fsclient), one
-// stream, at-least-once or exactly-once with a checkpoint every N rows.
+// stream, at-least-once or exactly-once with a checkpoint every N rows. With
+// --streams N it is the many-streams workload instead (many.go): N
+// concurrent streams sharing --rows.
 package main
 
 import (
@@ -35,6 +37,8 @@ func run() error {
 	watch := flag.String("watch", "", "processes whose CPU to measure over the timed window: name=pid,...")
 	name := flag.String("name", "A", "contender name in the result")
 	timeout := flag.Duration("timeout", 30*time.Minute, "give up after this long")
+	streams := flag.Int("streams", 0, "the many-streams workload: this many concurrent streams sharing --rows (0: one stream sending the dataset)")
+	rows := flag.Int64("rows", 0, "many streams: rows in all (0: the dataset's)")
 	flag.Parse()
 	if *data == "" || *addr == "" || *topic == "" {
 		return fmt.Errorf("--data, --addr and --topic are required")
@@ -59,6 +63,19 @@ func run() error {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	runtime.GC()
+	if *streams > 0 {
+		m := &manyRun{addr: *addr, topic: *topic, delivery: *delivery, meta: meta, schema: schema, batches: batches,
+			streams: *streams, rows: *rows, every: *every}
+		if m.rows <= 0 {
+			m.rows = meta.Rows
+		}
+		res, err := m.run(ctx, w, *name)
+		if err != nil {
+			return err
+		}
+		res.Print()
+		return nil
+	}
 
 	// ---- timed: open, stream every batch (checkpointing), clean close
 	if err := w.Start(); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/apache/arrow-go/v18/arrow"
@@ -90,6 +91,14 @@ func generate(path, name string, rows int64, batchRows int) (Meta, error) {
 	case "wide":
 		g = newWide()
 	default:
+		if strings.HasPrefix(name, "columns") {
+			c, err := newColumns(name)
+			if err != nil {
+				return Meta{}, err
+			}
+			g = c
+			break
+		}
 		return Meta{}, fmt.Errorf("unknown dataset %q (want narrow or wide)", name)
 	}
 	schema := g.schema()

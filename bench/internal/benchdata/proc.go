@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"syscall"
@@ -173,6 +175,28 @@ type Result struct {
 	CheckpointWait float64 `json:"checkpoint_wait_s,omitempty"`
 	CheckpointMax  float64 `json:"checkpoint_max_s,omitempty"`
 	Note           string  `json:"note,omitempty"`
+	// Streams is how many streams (or native producer transactions /
+	// flushes) the contender ran; Concurrency how many at a time. P50, P99
+	// and PMax are the per-stream latencies in seconds (small streams:
+	// stream opened → done; many streams: checkpoint acks).
+	Streams     int64   `json:"streams,omitempty"`
+	Concurrency int     `json:"concurrency,omitempty"`
+	P50         float64 `json:"p50_s,omitempty"`
+	P99         float64 `json:"p99_s,omitempty"`
+	PMax        float64 `json:"pmax_s,omitempty"`
+	// StreamRates are the rows/s of each stream (many streams).
+	StreamRates []float64 `json:"stream_rates,omitempty"`
+}
+
+// Quantile returns the q-quantile (0 ≤ q ≤ 1) of xs by the nearest-rank
+// method; xs is sorted in place. 0 for no values.
+func Quantile(xs []float64, q float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	sort.Float64s(xs)
+	i := int(math.Ceil(q*float64(len(xs)))) - 1
+	return xs[min(max(i, 0), len(xs)-1)]
 }
 
 // Print writes r as one JSON line to stdout.
