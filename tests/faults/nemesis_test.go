@@ -49,6 +49,7 @@ var nemeses = []nemesis{
 	}},
 	{"partition-client", func(f *fault) (string, func()) {
 		n, p := f.leaderOfWritten()
+		f.hold = max(f.hold, produceTimeout+3*time.Second) // long enough for streams to fail
 		f.c.toxic(f.t, "timeout", toxiproxy.Attributes{"timeout": 0}, f.c.proxiesOf(n, true)...)
 		return fmt.Sprintf("node %d, leader of %s[%d]", n, f.topic, p), func() {
 			// flightsink's side only: the node stays leader (in sync) all along

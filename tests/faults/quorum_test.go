@@ -91,6 +91,17 @@ func TestTwoOfThreeDown(t *testing.T) {
 	at := waitAck(t, w, killed, result)
 	t.Logf("node %d (leader of %s[0]) killed: next ack after %v", first, topic, at.Sub(killed).Round(time.Millisecond))
 	waitReady(t, srv, true, "one broker of three down")
+	// and it stays ready: every probe for longer than the replica claim's
+	// TTL (heartbeats had to reach the two that are left)
+	var notReady []string
+	for end := time.Now().Add(claimTTL + 2*time.Second); time.Now().Before(end); time.Sleep(200 * time.Millisecond) {
+		if ok, body := srv.ready(); !ok {
+			notReady = append(notReady, body)
+		}
+	}
+	if len(notReady) > 0 {
+		t.Fatalf("with one broker of three down, /readyz said not ready %d times: %q", len(notReady), notReady[0])
+	}
 
 	c.node(t, "kill", second)
 	killed = time.Now()
