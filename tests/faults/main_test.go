@@ -12,9 +12,9 @@
 //
 // The package starts its own cluster in TestMain (the test binary is its
 // owner: a killed run leaves none behind) and removes it at the end.
-// Knobs: FLIGHTSINK_FAULTS_DURATION (a long random schedule of that length;
-// default a short one, every fault once), FLIGHTSINK_FAULTS_SEED (the
-// schedule's seed; default the clock, logged), FLIGHTSINK_FAULTS_REPORT (a
+// Knobs: FLIGHTSINK_TEST_FAULTS_DURATION (a long random schedule of that length;
+// default a short one, every fault once), FLIGHTSINK_TEST_FAULTS_SEED (the
+// schedule's seed; default the clock, logged), FLIGHTSINK_TEST_FAULTS_REPORT (a
 // file the measured figures are appended to, as markdown).
 package faults
 

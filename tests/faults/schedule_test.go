@@ -27,17 +27,17 @@ type schedule struct {
 func newSchedule(t *testing.T) *schedule {
 	t.Helper()
 	s := &schedule{seed: uint64(time.Now().UnixNano())}
-	if v := os.Getenv("FLIGHTSINK_FAULTS_SEED"); v != "" {
+	if v := os.Getenv("FLIGHTSINK_TEST_FAULTS_SEED"); v != "" {
 		seed, err := strconv.ParseUint(v, 10, 64)
 		if err != nil {
-			t.Fatalf("FLIGHTSINK_FAULTS_SEED=%q: %v", v, err)
+			t.Fatalf("FLIGHTSINK_TEST_FAULTS_SEED=%q: %v", v, err)
 		}
 		s.seed = seed
 	}
-	if v := os.Getenv("FLIGHTSINK_FAULTS_DURATION"); v != "" {
+	if v := os.Getenv("FLIGHTSINK_TEST_FAULTS_DURATION"); v != "" {
 		d, err := time.ParseDuration(v)
 		if err != nil || d <= 0 {
-			t.Fatalf("FLIGHTSINK_FAULTS_DURATION=%q: want a duration such as 10m (%v)", v, err)
+			t.Fatalf("FLIGHTSINK_TEST_FAULTS_DURATION=%q: want a duration such as 10m (%v)", v, err)
 		}
 		s.long = d
 	}
@@ -49,7 +49,7 @@ func newSchedule(t *testing.T) *schedule {
 	if s.long > 0 {
 		kind = "long (" + s.long.String() + ")"
 	}
-	t.Logf("nemesis schedule: %s, seed %d (FLIGHTSINK_FAULTS_SEED=%d repeats its choices)", kind, s.seed, s.seed)
+	t.Logf("nemesis schedule: %s, seed %d (FLIGHTSINK_TEST_FAULTS_SEED=%d repeats its choices)", kind, s.seed, s.seed)
 	return s
 }
 
@@ -152,7 +152,7 @@ func waitAck(t *testing.T, w *writer, since time.Time, result <-chan error) time
 }
 
 // report logs the figures per fault kind and appends them to
-// FLIGHTSINK_FAULTS_REPORT when set.
+// FLIGHTSINK_TEST_FAULTS_REPORT when set.
 func report(t *testing.T, sched *schedule, w *writer, all []measured) {
 	t.Helper()
 	var b strings.Builder
@@ -168,7 +168,7 @@ func report(t *testing.T, sched *schedule, w *writer, all []measured) {
 			m.afterHeal.Seconds(), m.ackGap.Seconds(), m.failedAttempts)
 	}
 	t.Log(b.String())
-	if path := os.Getenv("FLIGHTSINK_FAULTS_REPORT"); path != "" {
+	if path := os.Getenv("FLIGHTSINK_TEST_FAULTS_REPORT"); path != "" {
 		f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 		if err != nil {
 			t.Fatal(err)
