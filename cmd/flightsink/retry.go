@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -13,7 +12,9 @@ import (
 
 // retryUnavailable runs a start-up step that needs Kafka (claiming the
 // replica name, preparing the producers) until it succeeds, trying again
-// with backoff while it fails with kafka.ErrUnavailable, for at most timeout
+// with backoff while it fails because Kafka is out of reach
+// (kafka.IsUnavailable: ErrUnavailable, a dropped or refused connection, a
+// retriable Kafka error code), for at most timeout
 // (kafka.startup_timeout, counted from the call) or until ctx ends. Any
 // other error ends it at once.
 //
@@ -26,7 +27,7 @@ func retryUnavailable(ctx context.Context, what string, step func(context.Contex
 	deadline := time.Now().Add(timeout)
 	for try := 1; ; try++ {
 		err := step(ctx)
-		if err == nil || !errors.Is(err, kafka.ErrUnavailable) || permanent(err) {
+		if err == nil || !kafka.IsUnavailable(err) || permanent(err) {
 			return err
 		}
 		if ctx.Err() != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -31,6 +32,18 @@ func TestRetryUnavailable(t *testing.T) {
 	}, time.Minute, zerolog.Nop(), quick)
 	if err != nil || tries != 3 {
 		t.Fatalf("a step that fails twice with an outage: %v after %d tries; want success on the third", err, tries)
+	}
+
+	tries = 0 // a dropped connection, as kgo reports it, is an outage too
+	dropped := fmt.Errorf("re-initialising transactional id p-4: %w", io.EOF)
+	err = retryUnavailable(ctx, "preparing the producers", func(context.Context) error {
+		if tries++; tries < 2 {
+			return dropped
+		}
+		return nil
+	}, time.Minute, zerolog.Nop(), quick)
+	if err != nil || tries != 2 {
+		t.Fatalf("a step that fails once with a dropped connection: %v after %d tries; want success on the second", err, tries)
 	}
 
 	tries = 0
