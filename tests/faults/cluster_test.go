@@ -67,6 +67,26 @@ func startCluster(name string, nodes int) (*cluster, error) {
 
 func (c *cluster) down() { _ = exec.Command("bash", c.script, "down", c.name).Run() }
 
+// keepLogs copies the nodes' server.log files out of the run dir (which
+// down deletes) to a temporary directory and says where.
+func (c *cluster) keepLogs() {
+	cache := os.Getenv("FLIGHTSINK_CACHE_DIR")
+	if cache == "" {
+		cache = filepath.Join(filepath.Dir(c.script), "..", ".cache")
+	}
+	dir, err := os.MkdirTemp("", "flightsink-faults-logs-")
+	if err != nil {
+		return
+	}
+	for n := 1; n <= c.nodes; n++ {
+		src := filepath.Join(cache, "kafka", "run", c.name, fmt.Sprintf("node%d", n), "logs", "server.log")
+		if b, err := os.ReadFile(src); err == nil {
+			_ = os.WriteFile(filepath.Join(dir, fmt.Sprintf("node%d-server.log", n)), b, 0o644)
+		}
+	}
+	fmt.Fprintf(os.Stderr, "faults: the cluster's broker logs are kept in %s\n", dir)
+}
+
 // node runs `kafka.sh CMD NAME NODE` (stop, start, kill, pause, resume).
 func (c *cluster) node(t testing.TB, cmd string, n int) {
 	t.Helper()

@@ -35,7 +35,11 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "faults: starting the three-node cluster: %v\n", err)
 		return 1
 	}
-	defer c.down()
 	theCluster = c
-	return m.Run()
+	code := m.Run()
+	if code != 0 {
+		c.keepLogs()
+	}
+	c.down()
+	return code
 }

@@ -1,6 +1,7 @@
 package faults
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -132,6 +133,10 @@ func (f *fault) waitLeaderMoves(n int, p int32) int {
 			return now
 		}
 		if time.Since(start) > time.Minute {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			md, err := f.c.admin(f.t).ListTopics(ctx, f.topic, "__transaction_state")
+			cancel()
+			f.t.Logf("metadata now: %+v (%v)", md, err)
 			f.t.Fatalf("node %d isolated for a minute is still leader of %s[%d]", n, f.topic, p)
 		}
 		time.Sleep(250 * time.Millisecond)
