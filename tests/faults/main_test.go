@@ -21,11 +21,16 @@ package faults
 import (
 	"fmt"
 	"os"
+	"sync/atomic"
 	"testing"
 )
 
 // theCluster is the package's cluster, started by TestMain.
 var theCluster *cluster
+
+// keepLogs asks TestMain to keep the brokers' logs of a passing run too
+// (something worth a look happened).
+var keepLogs atomic.Bool
 
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
@@ -37,7 +42,7 @@ func run(m *testing.M) int {
 	}
 	theCluster = c
 	code := m.Run()
-	if code != 0 {
+	if code != 0 || keepLogs.Load() {
 		c.keepLogs()
 	}
 	c.down()
