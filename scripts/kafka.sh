@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Run a real, single-node Apache Kafka 4.x (KRaft, combined broker+controller)
-# on 127.0.0.1 without Docker, from the jars of scripts/kafka/pom.xml.
+# Run a real Apache Kafka 4.x (KRaft, combined broker+controller) on 127.0.0.1
+# without Docker, from the jars of scripts/kafka/pom.xml: one node, or with
+# --brokers N a cluster of N behind network proxies (for the fault tests).
 #
 #   scripts/kafka.sh up    [NAME]   create+start NAME (default "default"); start it again
 #                                   if it exists but is stopped; no-op if running.
