@@ -4,8 +4,10 @@ SHELL := /bin/bash
 GO ?= go
 # broker name for kafka-up / kafka-down (scripts/kafka.sh NAME)
 KAFKA_NAME ?= default
+# kafka-up KAFKA_NODES=3: a three-node cluster behind network proxies (scripts/kafka.sh up NAME --brokers 3)
+KAFKA_NODES ?= 1
 
-.PHONY: all build vet lint test kafka-up kafka-down kafka-status clean
+.PHONY: all build vet lint test test-faults kafka-up kafka-down kafka-status clean
 
 all: build
 
@@ -35,9 +37,19 @@ lint:
 test:
 	bash scripts/test.sh
 
-# prints KAFKA_BROKERS=127.0.0.1:PORT as its last line
+# the long nemesis schedule of tests/faults on a three-node cluster of its own (docs/faults.md):
+# FAULTS_DURATION (default 10m) of random faults, FAULTS_SEED to repeat a schedule; the figures
+# are appended to FAULTS_REPORT (default .cache/faults-report.md)
+FAULTS_DURATION ?= 10m
+FAULTS_REPORT ?= $(CURDIR)/.cache/faults-report.md
+test-faults:
+	@mkdir -p $(dir $(FAULTS_REPORT))
+	FLIGHTSINK_TEST_FAULTS_DURATION=$(FAULTS_DURATION) FLIGHTSINK_TEST_FAULTS_SEED=$(FAULTS_SEED) FLIGHTSINK_TEST_FAULTS_REPORT=$(FAULTS_REPORT) \
+		$(GO) test -race -count=1 -timeout 90m -v -run 'TestNemesis' ./tests/faults
+
+# prints KAFKA_BROKERS=127.0.0.1:PORT[,...] as its last line
 kafka-up:
-	@bash scripts/kafka.sh up $(KAFKA_NAME)
+	@bash scripts/kafka.sh up $(KAFKA_NAME) $(if $(filter-out 1,$(KAFKA_NODES)),--brokers $(KAFKA_NODES))
 
 kafka-down:
 	@bash scripts/kafka.sh down $(KAFKA_NAME)

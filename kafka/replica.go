@@ -344,7 +344,8 @@ func (c *ReplicaClaim) firstBeat(ctx context.Context) error {
 		if errors.Is(err, kerr.InvalidTransactionTimeout) {
 			return fmt.Errorf("kafka.replica_claim_ttl: %v is more than the brokers allow (transaction.max.timeout.ms); lower it: %w", c.ttl, err)
 		}
-		return fmt.Errorf("first heartbeat of the claim on kafka.replica %q: %w", c.name, err)
+		// an outage (a broker of the cluster down) is ErrUnavailable: start-up waits it out
+		return markUnavailable(fmt.Errorf("first heartbeat of the claim on kafka.replica %q: %w", c.name, err))
 	}
 	c.lastOK = start
 	return nil

@@ -15,7 +15,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
-	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
 // Sink owns flightsink's connections to one Kafka cluster: the shared
@@ -188,26 +187,6 @@ func (s *Sink) Close() {
 		}
 	}
 	s.pool.mu.Unlock()
-}
-
-// Ping checks that the cluster answers within kafka.produce_timeout and
-// accepts flightsink's credentials: a broker that refuses them fails it
-// with an *AuthError that says so, not as unreachable.
-func (s *Sink) Ping(ctx context.Context) error {
-	start := time.Now()
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.ProduceTimeout)
-	defer cancel()
-	// ApiVersions goes to a broker every time; a metadata request could be
-	// answered from kgo's cache while every broker is down. A new
-	// connection authenticates before it (kgo's sasl step).
-	if _, err := kmsg.NewPtrApiVersionsRequest().RequestWith(ctx, s.adminc); err != nil {
-		if ae := s.authError(err, start); ae != nil {
-			return ae
-		}
-		return fmt.Errorf("%w: no broker of %v answered within kafka.produce_timeout (%v): %w",
-			ErrUnavailable, s.cfg.Brokers, s.cfg.ProduceTimeout, err)
-	}
-	return nil
 }
 
 // mapProduceError is the package's mapProduceError, with a failed

@@ -1,17 +1,28 @@
 #!/usr/bin/env bash
-# Run a real, single-node Apache Kafka 4.x (KRaft, combined broker+controller)
-# on 127.0.0.1 without Docker, from the jars of scripts/kafka/pom.xml.
+# Run a real Apache Kafka 4.x (KRaft, combined broker+controller) on 127.0.0.1
+# without Docker, from the jars of scripts/kafka/pom.xml: one node, or with
+# --brokers N a cluster of N behind network proxies (for the fault tests).
 #
 #   scripts/kafka.sh up    [NAME]   create+start NAME (default "default"); start it again
 #                                   if it exists but is stopped; no-op if running.
 #                                   Last stdout line: KAFKA_BROKERS=127.0.0.1:PORT
+#   scripts/kafka.sh up NAME --brokers N
+#                                   N > 1: a cluster of N KRaft nodes (broker+controller each,
+#                                   replication N, min.insync.replicas 2) behind a toxiproxy per
+#                                   listener (scripts/kafka/cluster.sh says which). Prints
+#                                   TOXIPROXY_URL=http://127.0.0.1:PORT, then last
+#                                   KAFKA_BROKERS=127.0.0.1:PORT,127.0.0.1:PORT,...
+#   scripts/kafka.sh stop|start|kill|pause|resume NAME NODE
+#                                   act on node NODE (1..N) of a cluster: stop (SIGTERM), start
+#                                   (and wait until ready), kill (SIGKILL), pause (SIGSTOP),
+#                                   resume (SIGCONT)
 #   scripts/kafka.sh stop  [NAME]   stop the broker, keep its data, ports and config
 #   scripts/kafka.sh start [NAME]   start a stopped NAME on the SAME ports and log dir
 #                                   (prints KAFKA_BROKERS=... like up)
 #   scripts/kafka.sh down  [NAME]   stop it and delete its run dir
 #   scripts/kafka.sh addr  [NAME]   print 127.0.0.1:PORT if running (exit 1 if not)
 #   scripts/kafka.sh status|list    one line per NAME: name, state, address, pid
-#   scripts/kafka.sh logs  [NAME]   print the tail of its server.log
+#   scripts/kafka.sh logs  [NAME] [NODE]  print the tail of its server.log (of node NODE, default 1)
 #   scripts/kafka.sh down-all       down every NAME
 #   scripts/kafka.sh fetch          only fetch the jars into .cache/kafka/lib
 #   scripts/kafka.sh java CLASS ARGS...
@@ -21,7 +32,8 @@
 # Everything lives under <repo>/.cache/kafka (or $FLIGHTSINK_CACHE_DIR/kafka):
 #   lib/          runtime classpath (fetched once with Maven, refetched when pom.xml changes)
 #   run/NAME/     server.properties, broker.env (ports), data/, logs/server.log, logs/kafka.out, kafka.pid,
-#                 owner (the KAFKA_OWNER_PID it was started for)
+#                 owner (the KAFKA_OWNER_PID it was started for); a cluster: cluster.env, proxy/, nodeI/
+#   bin/          toxiproxy-server (built once with go install, for clusters)
 #
 # Environment knobs:
 #   KAFKA_READY_TIMEOUT   seconds to wait for readiness (default 90)
@@ -60,6 +72,8 @@ read -r -a JVM_OPTS <<<"${KAFKA_JVM_OPTS:--XX:+UseSerialGC -XX:TieredStopAtLevel
 
 # shellcheck source=scripts/supervise.sh
 source "$ROOT/scripts/supervise.sh"
+# shellcheck source=scripts/kafka/cluster.sh
+source "$ROOT/scripts/kafka/cluster.sh"
 
 # ---------------------------------------------------------------- classpath
 
@@ -276,9 +290,17 @@ start_existing() {
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
-  local attempt rc t0=$SECONDS
+  local attempt rc t0=$SECONDS nodes=1
+  if [[ ${2:-} == --brokers ]]; then
+    nodes=${3:-}
+    [[ $nodes =~ ^[1-9]$ ]] || die "--brokers takes a node count of 1 to 9, not '$nodes'"
+  elif [[ $# -gt 1 ]]; then
+    die "usage: scripts/kafka.sh up NAME [--brokers N]"
+  fi
   use_name "${1:-}"
   sv_lock
+  if ((nodes > 1)); then cluster_up "$nodes"; return; fi
+  is_cluster && die "$NAME is a cluster: start it with scripts/kafka.sh up $NAME --brokers N"
   if sv_pid >/dev/null; then load_ports; print_addr; return 0; fi
   if [[ -f $RUN/broker.env && -f $RUN/data/meta.properties ]]; then
     log "starting existing broker $NAME (data kept)"
@@ -311,6 +333,11 @@ cmd_start() {
   use_name "${1:-}"
   sv_lock
   [[ -d $RUN ]] || die "no broker named $NAME (use: scripts/kafka.sh up $NAME)"
+  if is_cluster; then
+    [[ -n ${2:-} ]] || die "usage: scripts/kafka.sh start $NAME NODE"
+    cluster_node start "$2"
+    return
+  fi
   if sv_pid >/dev/null; then load_ports; print_addr; return 0; fi
   start_existing
   print_addr
@@ -320,16 +347,38 @@ cmd_stop() {
   use_name "${1:-}"
   sv_lock
   [[ -d $RUN ]] || { log "no broker named $NAME"; return 0; }
+  if is_cluster; then
+    [[ -n ${2:-} ]] || die "usage: scripts/kafka.sh stop $NAME NODE"
+    cluster_node stop "$2"
+    return
+  fi
   sv_stop
   log "stopped $NAME (data kept in $RUN)"
 }
 
-cmd_down() { use_name "${1:-}"; sv_cmd_down "$NAME" sv_stop; }
+cmd_down() { use_name "${1:-}"; sv_cmd_down "$NAME" stop_name; }
+
+# stop_name: stop what NAME runs (one broker, or a cluster's nodes and proxy).
+stop_name() { if is_cluster; then cluster_stop_all; else sv_stop; fi; }
+
+# cluster_cmd CMD NAME NODE: CMD (kill, pause, resume) on node NODE of the cluster NAME.
+cluster_cmd() {
+  [[ -n ${2:-} && -n ${3:-} ]] || die "usage: scripts/kafka.sh $1 NAME NODE"
+  use_name "$2"
+  sv_lock
+  is_cluster || die "$NAME is not a cluster (scripts/kafka.sh up $NAME --brokers 3)"
+  cluster_node "$1" "$3"
+}
+
+cmd_kill() { cluster_cmd kill "$@"; }
+cmd_pause() { cluster_cmd pause "$@"; }
+cmd_resume() { cluster_cmd resume "$@"; }
 
 cmd_down_all() { sv_cmd_down_all; }
 
 cmd_addr() {
   use_name "${1:-}"
+  if is_cluster; then load_cluster; echo "$KAFKA_BROKERS"; return; fi
   sv_pid >/dev/null || { log "broker $NAME is not running"; return 1; }
   load_ports
   echo "127.0.0.1:$KAFKA_PORT"
@@ -339,6 +388,7 @@ cmd_status() {
   local name pid state
   for name in $(sv_names); do
     use_name "$name"
+    if is_cluster; then cluster_status; continue; fi
     KAFKA_PORT='?'
     # shellcheck disable=SC1091
     [[ -f $RUN/broker.env ]] && source "$RUN/broker.env"
@@ -351,6 +401,7 @@ cmd_list() { cmd_status; }
 
 cmd_logs() {
   use_name "${1:-}"
+  if is_cluster; then load_cluster; use_node "${2:-1}"; tail -n "${KAFKA_LOG_LINES:-100}" "$UNIT_LOG"; return; fi
   tail -n "${KAFKA_LOG_LINES:-100}" "$RUN/logs/server.log"
 }
 

@@ -2,7 +2,9 @@
 # `make test`: install what the tests need, start a real Kafka broker
 # (scripts/kafka.sh up test) and a real schema registry on it (scripts/registry.sh up test),
 # run go vet + go test -race (of the server's module and of the Go client's, clients/go/fsclient),
-# then pytest on tests/python (if it has tests), and always stop the registry and the broker afterwards.
+# then the fault tests (tests/faults, on a three-node cluster of their own, started and removed
+# by the tests), then pytest on tests/python (if it has tests), and always stop the registry and
+# the broker afterwards.
 # Exits non-zero when any step failed.
 #
 # Exported to the tests:
@@ -153,8 +155,8 @@ go_tests() {
   mkdir -p "$ROOT/.cache"
   : >"$log"
   for m in "${GO_MODULES[@]}"; do
-    # shellcheck disable=SC2086
-    (cd "$m" && go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./...) >>"$log" 2>&1 || rc=$?
+    # shellcheck disable=SC2046,SC2086 # tests/faults runs on its own below
+    (cd "$m" && go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} $(go list ./... | grep -v '/tests/faults$')) >>"$log" 2>&1 || rc=$?
   done
   if ((rc != 0)); then
     grep -v '^ *writer.go:[0-9]*: {' "$log"
@@ -166,6 +168,18 @@ go_tests() {
   return "$rc"
 }
 step "go test -race ./... (every module)" go_tests
+
+# tests/faults starts a three-node cluster of its own (3 JVMs and toxiproxy), so it runs alone,
+# after the rest, with the short nemesis schedule (make test-faults runs the long one)
+fault_tests() {
+  local log=$ROOT/.cache/go-test-faults.log rc=0
+  # shellcheck disable=SC2086
+  go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./tests/faults >"$log" 2>&1 || rc=$?
+  if ((rc != 0)); then grep -v '^ *writer.go:[0-9]*: {' "$log"; fi
+  grep -E 'nemesis schedule|fault [0-9]+ |read_committed:|/readyz|^(ok|FAIL|--- )' "$log" || true
+  return "$rc"
+}
+step "go test -race ./tests/faults (three-node cluster, short nemesis schedule)" fault_tests
 
 shopt -s nullglob globstar
 py_tests=(tests/python/**/test_*.py tests/python/**/*_test.py)

@@ -161,14 +161,17 @@ func serve(args []string) error {
 	if err := waitForKafka(ctx, sink.Ping, cfg.Kafka.StartupTimeout, log, newBackoff()); err != nil {
 		return err
 	}
-	c, err := sink.ClaimReplica(ctx, identity(cfg.Flight.Listen, started), func(st kafka.ReplicaStatus) {
-		m.ReplicaClaimed(st.Name, st.Held)
-	})
-	if err != nil {
+	var c *kafka.ReplicaClaim
+	if err := retryUnavailable(ctx, "claiming the replica name", func(ctx context.Context) (err error) {
+		c, err = sink.ClaimReplica(ctx, identity(cfg.Flight.Listen, started), func(st kafka.ReplicaStatus) {
+			m.ReplicaClaimed(st.Name, st.Held)
+		})
+		return err
+	}, cfg.Kafka.StartupTimeout, log, newBackoff()); err != nil {
 		return err
 	}
 	claim.Store(c)
-	if err := sink.Prepare(ctx); err != nil {
+	if err := retryUnavailable(ctx, "preparing the exactly-once producers", sink.Prepare, cfg.Kafka.StartupTimeout, log, newBackoff()); err != nil {
 		return err
 	}
 	srv, err := flightsink.NewServer(cfg.Flight, sink, flightsink.WithLogger(log), flightsink.WithAuth(cfg.Auth),
