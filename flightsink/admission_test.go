@@ -85,3 +85,36 @@ func TestStreamQueueTimeout(t *testing.T) {
 		t.Fatalf("%d records written, want none", n)
 	}
 }
+
+// TestStreamQueueShutdown: a stream waiting for a slot when the server
+// shuts down ends at once with Unavailable (reason shutdown), retryable on
+// another replica: it neither waits out its queue timeout nor the open
+// stream's grace period, which goes on working and ends cleanly.
+func TestStreamQueueShutdown(t *testing.T) {
+	env := startServer(t, func(f *flightsink.Config, _ *kafka.Config) {
+		f.MaxStreams, f.StreamQueueTimeout, f.ShutdownGrace = 1, 10*time.Minute, 10*time.Minute
+	})
+	topic := kafkatest.TopicName(t)
+	kafkatest.CreateTopic(t, env.brokers, topic, 1, nil)
+	holder, _, err := env.open(t, eosDesc(topic), simpleSchema)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := simpleBatch(0, 3, -1, 0)
+	defer rec.Release()
+	waiting := make(chan putResult, 1)
+	go func() { waiting <- env.put(t, eosDesc(topic), simpleSchema, batch(rec)) }()
+	waitFor(t, "a stream waiting for a slot", func() bool { return env.srv.WaitingStreams() == 1 })
+
+	stopped := make(chan struct{})
+	go func() { env.srv.Shutdown(context.Background()); close(stopped) }()
+	wantStatus(t, <-waiting, codes.Unavailable, string(flightsink.ReasonShutdown), "shutting down")
+	// Answered while the open stream is still in its grace period.
+	ack, err := holder.checkpoint(rec, 1)
+	mustAck(t, ack, err, map[string]any{"checkpoint": 1.0})
+	wantOK(t, holder.finish())
+	<-stopped
+	if n := len(kafkatest.ReadCommitted(t, env.brokers, topic)); n != 3 {
+		t.Fatalf("%d records committed, want the open stream's 3", n)
+	}
+}
