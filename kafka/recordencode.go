@@ -32,16 +32,17 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 
 // encode is Encode with the concrete type.
 func (p *Plan) encode(rows, from int, firstRow, checkpoint int64, now time.Time) (out *Records, next int, err error) {
-	out = p.pool.get()
 	// sized from the rows so far: what this chunk will most likely hold
+	wantBuf := min((rows-from)*p.bytesPerRow, p.chunkBytes) + 64
+	out = p.pool.get(wantBuf)
 	if want := min(rows-from, p.chunkBytes/(p.bytesPerRow+recordStructBytes)+1); cap(out.records) < want {
 		out.records = make([]kgo.Record, 0, want)
 	}
 	out.records = out.records[:0]
 	out.rejected = out.rejected[:0]
 	buf := out.buf[:0]
-	if want := min((rows-from)*p.bytesPerRow, p.chunkBytes) + 64; cap(buf) < want {
-		buf = make([]byte, 0, want)
+	if cap(buf) < wantBuf {
+		buf = make([]byte, 0, wantBuf)
 	}
 	p.spans = p.spans[:0]
 	p.hdrs = p.hdrs[:0]

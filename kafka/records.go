@@ -47,10 +47,11 @@ func (b *Records) footprint() int {
 
 // RecordPool keeps a few acknowledged batches for the next ones to encode
 // into: a stream then reuses its record slices and value buffers instead of
-// allocating (and the GC collecting) them per batch. It holds at most
-// maxBytes (a share of kafka.max_buffered_bytes), so it adds little to a
-// stream's memory. Safe for concurrent use: producer goroutines put, the
-// read loop gets.
+// allocating (zeroing, page-faulting, and the GC collecting) them per batch.
+// It holds at most maxBytes (a share of kafka.max_buffered_bytes), or one
+// batch when a single one is larger (a full chunk's buffers slightly exceed
+// the chunk size they are cut at), so it adds little to a stream's memory.
+// Safe for concurrent use: producer goroutines put, the read loop gets.
 type RecordPool struct {
 	mu       sync.Mutex
 	free     []*Records
@@ -61,24 +62,39 @@ type RecordPool struct {
 // NewRecordPool keeps at most maxBytes of acknowledged batches.
 func NewRecordPool(maxBytes int) *RecordPool { return &RecordPool{maxBytes: maxBytes} }
 
-// get returns a pooled batch, or a new empty one.
-func (bp *RecordPool) get() *Records {
+// get returns a pooled batch, or a new empty one: the most recent one
+// whose buffer holds wantBuf bytes, else the one with the largest buffer
+// (chunks of one stream alternate between sizes: a batch larger than a
+// chunk is a full chunk and a rest).
+func (bp *RecordPool) get(wantBuf int) *Records {
 	if bp == nil {
 		return &Records{}
 	}
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
-	if n := len(bp.free); n > 0 {
-		b := bp.free[n-1]
-		bp.free[n-1] = nil
-		bp.free = bp.free[:n-1]
-		bp.bytes -= b.footprint()
-		return b
+	n := len(bp.free)
+	if n == 0 {
+		return &Records{pool: bp}
 	}
-	return &Records{pool: bp}
+	pick := n - 1
+	for i := n - 1; i >= 0; i-- {
+		if c := cap(bp.free[i].buf); c >= wantBuf {
+			pick = i
+			break
+		} else if c > cap(bp.free[pick].buf) {
+			pick = i
+		}
+	}
+	b := bp.free[pick]
+	copy(bp.free[pick:], bp.free[pick+1:])
+	bp.free[n-1] = nil
+	bp.free = bp.free[:n-1]
+	bp.bytes -= b.footprint()
+	return b
 }
 
-// put keeps b for reuse if the pool has room; otherwise the GC takes it.
+// put keeps b for reuse if the pool has room, or is empty; otherwise the
+// GC takes it.
 func (bp *RecordPool) put(b *Records) {
 	if bp == nil {
 		return
@@ -86,7 +102,7 @@ func (bp *RecordPool) put(b *Records) {
 	size := b.footprint()
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
-	if bp.bytes+size <= bp.maxBytes {
+	if bp.bytes+size <= bp.maxBytes || len(bp.free) == 0 {
 		bp.free = append(bp.free, b)
 		bp.bytes += size
 	}

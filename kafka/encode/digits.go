@@ -28,6 +28,21 @@ func appendUint(dst []byte, u uint64) []byte {
 	return dst
 }
 
+// appendDigits19 appends u < 10^19 as exactly 19 digits, zero-padded: a
+// full chunk of a wide decimal's magnitude below its top chunk.
+func appendDigits19(dst []byte, u uint64) []byte {
+	l := len(dst)
+	dst = slices.Grow(dst, 19)[:l+19]
+	b := dst[l : l+19]
+	for n := 17; n >= 1; n -= 2 {
+		q := u / 100
+		put2(b[n:], int64(u-q*100))
+		u = q
+	}
+	b[0] = byte('0' + u)
+	return dst
+}
+
 // appendInt appends the decimal digits of v with its sign.
 func appendInt(dst []byte, v int64) []byte {
 	u := uint64(v)

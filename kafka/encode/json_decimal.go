@@ -2,7 +2,6 @@ package encode
 
 import (
 	"math/bits"
-	"strconv"
 
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/decimal128"
@@ -91,7 +90,7 @@ func appendDecimalInt64(dst []byte, v int64, scale int32) []byte {
 	if v < 0 {
 		u = -u
 	}
-	return appendScaled(dst, strconv.AppendUint(buf[:0], u, 10), v < 0, scale)
+	return appendScaled(dst, appendUint(buf[:0], u), v < 0, scale)
 }
 
 // appendDecimalWords handles unscaled values of up to 256 bits held as
@@ -124,14 +123,9 @@ func appendDecimalWords(dst []byte, w []uint64, scale int32) []byte {
 		n++
 	}
 	var buf [80]byte
-	digits := strconv.AppendUint(buf[:0], w[0], 10)
+	digits := appendUint(buf[:0], w[0])
 	for k := n - 1; k >= 0; k-- {
-		var tmp [19]byte
-		s := strconv.AppendUint(tmp[:0], chunks[k], 10)
-		for range 19 - len(s) {
-			digits = append(digits, '0')
-		}
-		digits = append(digits, s...)
+		digits = appendDigits19(digits, chunks[k])
 	}
 	return appendScaled(dst, digits, neg, scale)
 }

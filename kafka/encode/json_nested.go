@@ -121,7 +121,7 @@ func newStructEncoder(dt *arrow.StructType, path string, o *JSONOptions) (*struc
 		if err != nil {
 			return nil, err
 		}
-		e.fields[k] = column{prefix: keyPrefix(k == 0, f.Name), enc: enc}
+		e.fields[k] = column{prefix: newKeyBytes(keyPrefix(k == 0, f.Name)), enc: enc}
 	}
 	return e, nil
 }
@@ -145,7 +145,7 @@ func (e *structEncoder) appendValue(dst []byte, i int) []byte {
 	}
 	for k := range e.fields {
 		f := &e.fields[k]
-		dst = append(dst, f.prefix...)
+		dst = f.prefix.appendTo(dst)
 		dst = f.enc.appendValue(dst, i)
 	}
 	return append(dst, '}')

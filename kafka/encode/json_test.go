@@ -533,3 +533,40 @@ func TestNewJSONUnsupported(t *testing.T) {
 		t.Errorf("Error() = %q, want %q", got, want)
 	}
 }
+
+// TestJSONAppendRowAnyCapacity: a row comes out the same whatever room dst
+// has (member keys are stored as two words when 16 bytes are free, appended
+// otherwise), and bytes before dst's length are never touched.
+func TestJSONAppendRowAnyCapacity(t *testing.T) {
+	mem := checkedMem(t)
+	id := arrayFromJSON(t, mem, arrow.PrimitiveTypes.Int64, `[7, -8]`)
+	defer id.Release()
+	name := arrayFromJSON(t, mem, arrow.BinaryTypes.String, `["a", "b\"c"]`)
+	defer name.Release()
+	long := arrayFromJSON(t, mem, arrow.PrimitiveTypes.Int8, `[1, null]`)
+	defer long.Release()
+	// keys of 6, 8, 16 and 25 bytes with their separators and quotes
+	rec := recordOf(t, []arrow.Array{id, name, long}, "id", "name_1234567", "a_key_longer_than_sixteen")
+	defer rec.Release()
+	enc, err := NewJSON(rec.Schema())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := enc.Bind(rec); err != nil {
+		t.Fatal(err)
+	}
+	want := `>{"id":-8,"name_1234567":"b\"c","a_key_longer_than_sixteen":null}`
+	for room := 0; room <= len(want)+20; room++ {
+		backing := make([]byte, 1+room)
+		for i := range backing {
+			backing[i] = '#'
+		}
+		dst := append(backing[:0], '>')
+		if got := enc.AppendRow(dst, 1); string(got) != want {
+			t.Fatalf("with %d bytes of room: got %q, want %q", room, got, want)
+		}
+		if backing[0] != '>' {
+			t.Fatalf("with %d bytes of room: the byte before dst's length was overwritten", room)
+		}
+	}
+}
