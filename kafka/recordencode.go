@@ -33,10 +33,11 @@ func (p *Plan) Encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 // encode is Encode with the concrete type.
 func (p *Plan) encode(rows, from int, firstRow, checkpoint int64, now time.Time) (out *Records, next int, err error) {
 	// sized from the rows so far: what this chunk will most likely hold
-	wantBuf := min((rows-from)*p.bytesPerRow, p.chunkBytes) + 64
+	wantRecords := min(rows-from, p.chunkBytes/(p.bytesPerRow+recordStructBytes)+1)
+	wantBuf := wantRecords*p.bytesPerRow + 64
 	out = p.pool.get(wantBuf)
-	if want := min(rows-from, p.chunkBytes/(p.bytesPerRow+recordStructBytes)+1); cap(out.records) < want {
-		out.records = make([]kgo.Record, 0, want)
+	if cap(out.records) < wantRecords {
+		out.records = make([]kgo.Record, 0, wantRecords)
 	}
 	out.records = out.records[:0]
 	out.rejected = out.rejected[:0]

@@ -48,9 +48,11 @@ func (b *Records) footprint() int {
 // RecordPool keeps a few acknowledged batches for the next ones to encode
 // into: a stream then reuses its record slices and value buffers instead of
 // allocating (zeroing, page-faulting, and the GC collecting) them per batch.
-// It holds at most maxBytes (a share of kafka.max_buffered_bytes), or one
-// batch when a single one is larger (a full chunk's buffers slightly exceed
-// the chunk size they are cut at), so it adds little to a stream's memory.
+// It holds at most maxBytes (a share of kafka.max_buffered_bytes), or two
+// batches when they are larger: a record batch bigger than a chunk becomes
+// a full chunk (whose buffers slightly exceed the chunk size it is cut at)
+// and its rest, acknowledged together, and both are needed again for the
+// next record batch. So it adds little to a stream's memory.
 // Safe for concurrent use: producer goroutines put, the read loop gets.
 type RecordPool struct {
 	mu       sync.Mutex
@@ -93,8 +95,8 @@ func (bp *RecordPool) get(wantBuf int) *Records {
 	return b
 }
 
-// put keeps b for reuse if the pool has room, or is empty; otherwise the
-// GC takes it.
+// put keeps b for reuse if the pool has room, or holds fewer than two
+// batches; otherwise the GC takes it.
 func (bp *RecordPool) put(b *Records) {
 	if bp == nil {
 		return
@@ -102,7 +104,7 @@ func (bp *RecordPool) put(b *Records) {
 	size := b.footprint()
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
-	if bp.bytes+size <= bp.maxBytes || len(bp.free) == 0 {
+	if bp.bytes+size <= bp.maxBytes || len(bp.free) < 2 {
 		bp.free = append(bp.free, b)
 		bp.bytes += size
 	}

@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestRecordPoolReusesFullChunks(t *testing.T) {
 	defer mem.AssertSize(t, 0)
 	schema := arrow.NewSchema([]arrow.Field{{Name: "id", Type: arrow.PrimitiveTypes.Int64}, {Name: "s", Type: arrow.BinaryTypes.String}}, nil)
 	bld := array.NewRecordBuilder(mem, schema)
-	pad := string(make([]byte, 200))
+	pad := strings.Repeat("x", 200)
 	for i := range 5_000 {
 		bld.Field(0).(*array.Int64Builder).Append(int64(i))
 		bld.Field(1).(*array.StringBuilder).Append(pad)
@@ -40,6 +41,7 @@ func TestRecordPoolReusesFullChunks(t *testing.T) {
 		if err := p.Bind(rec); err != nil {
 			t.Fatal(err)
 		}
+		var inFlight []*Records
 		for from := 0; from < int(rec.NumRows()); chunks++ {
 			out, next, err := p.Encode(int(rec.NumRows()), from, 0, 1, time.Now())
 			if err != nil {
@@ -47,8 +49,11 @@ func TestRecordPoolReusesFullChunks(t *testing.T) {
 			}
 			r := out.(*Records)
 			bufs[&r.buf[:1][0]] = true
-			r.Recycle() // acknowledged at once
+			inFlight = append(inFlight, r)
 			from = next
+		}
+		for _, r := range inFlight { // acknowledged together, as Kafka does
+			r.Recycle()
 		}
 		return chunks, bufs
 	}

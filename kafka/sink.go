@@ -282,7 +282,7 @@ func (s *Sink) CreateTopicsAllowed() bool { return s.cfg.CreateTopics }
 // whose records go to the topic info describes (and, with topic_field,
 // others): records are built in chunks of kafka.max_buffered_bytes / 8
 // (1 to 16 MiB) and reuse acknowledged chunks' memory (up to another
-// eighth). register is the schema registration (nil without a registry).
+// eighth, or two chunks). register is the schema registration (nil without a registry).
 func (s *Sink) NewPlan(schema *arrow.Schema, opts *RecordOptions, info TopicInfo, register RegisterFunc) (sinkapi.Plan, error) {
 	p, err := NewPlan(schema, opts, info, register)
 	if err != nil {
