@@ -224,7 +224,8 @@ func NewServer(cfg Config, sink Kafka, opts ...Option) (*Server, error) {
 	}
 	gopts := append([]grpc.ServerOption{grpc.MaxRecvMsgSize(cfg.MaxMessageBytes),
 		grpc.InitialWindowSize(cfg.ReceiveWindowBytes), grpc.InitialConnWindowSize(cfg.ReceiveWindowBytes),
-		grpc.ChainUnaryInterceptor(s.unaryErrors), grpc.ChainStreamInterceptor(s.streamErrors)}, s.grpcOpts...)
+		grpc.ChainUnaryInterceptor(s.unaryErrors), grpc.ChainStreamInterceptor(s.streamErrors),
+		grpc.ForceServerCodecV2(newFlightDataCodec())}, s.grpcOpts...)
 	if cfg.TLSCertFile != "" {
 		creds, err := serverTLS(cfg)
 		if err != nil {
