@@ -34,11 +34,11 @@ func FuzzFlightDataCodec(f *testing.F) {
 	odd = protowire.AppendTag(odd, fdDescriptor, protowire.BytesType)
 	odd = protowire.AppendBytes(odd, []byte{0x12, 0x01, 'x'}) // cmd "x"
 	odd = protowire.AppendTag(odd, fdDescriptor, protowire.BytesType)
-	odd = protowire.AppendBytes(odd, []byte{0x1a, 0x01, 'p'}) // path ["p"]
+	odd = protowire.AppendBytes(odd, []byte{0x1a, 0x01, 'p'})           // path ["p"]
 	odd = protowire.AppendTag(odd, fdAppMetadata, protowire.VarintType) // a known field with the wrong wire type
 	odd = protowire.AppendVarint(odd, 1)
 	f.Add(odd)
-	f.Add([]byte{0x12, 0x05, 'a'}) // a length past the end
+	f.Add([]byte{0x12, 0x05, 'a'})              // a length past the end
 	f.Add([]byte{0x0a, 0x02, 0x1a, 0x01, 0xff}) // a descriptor path that is not UTF-8
 	codec := newFlightDataCodec()
 	f.Fuzz(func(t *testing.T, b []byte) {
