@@ -73,6 +73,7 @@ func (p *Plan) encode(rows, from int, firstRow, checkpoint int64, now time.Time)
 	}
 	p.hdrStart = append(p.hdrStart, len(p.hdrs))
 	p.assemble(out, buf)
+	p.pool.track(out)
 	if n := i - from; n > 0 {
 		p.bytesPerRow = len(buf)/n + 1
 	}

@@ -15,6 +15,7 @@ type Records struct {
 	buf     []byte
 	headers []kgo.RecordHeader
 	pool    *RecordPool // where the batch goes once Kafka has acknowledged it
+	counted int         // its footprint as the pool last counted it
 	// rejected are the rows left out under a bad-row policy other than fail
 	rejected []RowError
 }
@@ -45,23 +46,25 @@ func (b *Records) footprint() int {
 	return cap(b.buf) + cap(b.records)*int(unsafe.Sizeof(kgo.Record{})) + cap(b.headers)*int(unsafe.Sizeof(kgo.RecordHeader{}))
 }
 
-// RecordPool keeps a few acknowledged batches for the next ones to encode
-// into: a stream then reuses its record slices and value buffers instead of
-// allocating (zeroing, page-faulting, and the GC collecting) them per batch.
-// It holds at most maxBytes (a share of kafka.max_buffered_bytes), or two
-// batches when they are larger: a record batch bigger than a chunk becomes
-// a full chunk (whose buffers slightly exceed the chunk size it is cut at)
-// and its rest, acknowledged together, and both are needed again for the
-// next record batch. So it adds little to a stream's memory.
-// Safe for concurrent use: producer goroutines put, the read loop gets.
+// RecordPool keeps acknowledged batches for the next ones to encode into:
+// a stream then reuses its record slices and value buffers instead of
+// allocating (zeroing, page-faulting, and the GC collecting) them per
+// batch. It bounds the memory of all its batches together, those handed
+// out (being built, held, in flight) and those kept: a batch coming back is
+// kept while both add up to at most maxBytes (kafka.max_buffered_bytes and
+// a chunk), so a stream reuses as many batches as it has in use, which is
+// what its producer buffer allows anyway, and never holds more memory than
+// without the pool. Safe for concurrent use: producer goroutines put, the
+// read loop gets.
 type RecordPool struct {
-	mu       sync.Mutex
-	free     []*Records
-	bytes    int
-	maxBytes int
+	mu          sync.Mutex
+	free        []*Records
+	bytes       int // footprint of free
+	outstanding int // footprint of the batches handed out (as last tracked)
+	maxBytes    int
 }
 
-// NewRecordPool keeps at most maxBytes of acknowledged batches.
+// NewRecordPool bounds the batches handed out and kept to maxBytes.
 func NewRecordPool(maxBytes int) *RecordPool { return &RecordPool{maxBytes: maxBytes} }
 
 // get returns a pooled batch, or a new empty one: the most recent one
@@ -91,12 +94,26 @@ func (bp *RecordPool) get(wantBuf int) *Records {
 	copy(bp.free[pick:], bp.free[pick+1:])
 	bp.free[n-1] = nil
 	bp.free = bp.free[:n-1]
-	bp.bytes -= b.footprint()
+	bp.bytes -= b.counted
+	bp.outstanding += b.counted
 	return b
 }
 
-// put keeps b for reuse if the pool has room, or holds fewer than two
-// batches; otherwise the GC takes it.
+// track counts b's footprint, which grows while it is built, as handed
+// out.
+func (bp *RecordPool) track(b *Records) {
+	if bp == nil {
+		return
+	}
+	size := b.footprint()
+	bp.mu.Lock()
+	bp.outstanding += size - b.counted
+	b.counted = size
+	bp.mu.Unlock()
+}
+
+// put keeps b for reuse if the pool's batches stay within maxBytes;
+// otherwise the GC takes it.
 func (bp *RecordPool) put(b *Records) {
 	if bp == nil {
 		return
@@ -104,9 +121,11 @@ func (bp *RecordPool) put(b *Records) {
 	size := b.footprint()
 	bp.mu.Lock()
 	defer bp.mu.Unlock()
-	if bp.bytes+size <= bp.maxBytes || len(bp.free) < 2 {
+	bp.outstanding -= b.counted
+	if bp.bytes+bp.outstanding+size <= bp.maxBytes {
 		bp.free = append(bp.free, b)
 		bp.bytes += size
+		b.counted = size
 	}
 }
 

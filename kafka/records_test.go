@@ -34,7 +34,8 @@ func TestRecordPoolReusesFullChunks(t *testing.T) {
 		t.Fatal(err)
 	}
 	const chunk = 1 << 20 // 5,000 rows of ~215 bytes + 160 per record: a full chunk and a rest
-	p.UsePool(NewRecordPool(chunk))
+	pool := NewRecordPool(4 * chunk) // as a stream's: kafka.max_buffered_bytes (3 chunks here) and a chunk
+	p.UsePool(pool)
 	p.SetChunkBytes(chunk)
 	encodeAll := func() (chunks int, bufs map[*byte]bool) {
 		bufs = map[*byte]bool{}
@@ -66,11 +67,50 @@ func TestRecordPoolReusesFullChunks(t *testing.T) {
 		}
 		for b := range bufs {
 			if !warm[b] {
-				t.Fatalf("a chunk was encoded into a new buffer after warming up: the pool dropped a full chunk (footprint over its %d bytes) or handed the rest's small buffer to a full chunk", chunk)
+				t.Fatalf("a chunk was encoded into a new buffer after warming up: the pool dropped a chunk or handed the rest's small buffer to a full chunk")
 			}
 		}
 	}
 	if allocs := testing.AllocsPerRun(5, func() { encodeAll() }); allocs > 10 {
 		t.Fatalf("encoding a warm batch allocated %.0f times, want no buffers (the map of this test aside)", allocs)
+	}
+	if pool.outstanding != 0 || pool.bytes > pool.maxBytes {
+		t.Fatalf("with every batch back: %d bytes counted as handed out, %d kept (at most %d)", pool.outstanding, pool.bytes, pool.maxBytes)
+	}
+}
+
+// TestRecordPoolBound: the batches a pool hands out and keeps stay within
+// its bound together: one coming back while others are out is kept only
+// if it fits beside them.
+func TestRecordPoolBound(t *testing.T) {
+	pool := NewRecordPool(3 << 20)
+	batch := func() *Records {
+		b := pool.get(1 << 20)
+		if cap(b.buf) < 1<<20 {
+			b.buf = make([]byte, 0, 1<<20)
+		}
+		pool.track(b)
+		return b
+	}
+	a, b, c := batch(), batch(), batch()
+	if pool.outstanding != 3<<20 {
+		t.Fatalf("three 1 MiB batches out: %d bytes counted", pool.outstanding)
+	}
+	d := batch() // a fourth in use: over the bound, the pool cannot help that
+	a.Recycle()
+	if len(pool.free) != 0 {
+		t.Fatal("a batch came back while three others (3 MiB) are out: the pool kept it beyond its 3 MiB")
+	}
+	b.Recycle()
+	c.Recycle()
+	if len(pool.free) != 2 || pool.bytes+pool.outstanding > pool.maxBytes {
+		t.Fatalf("kept %d batches (%d bytes) beside %d out, bound %d", len(pool.free), pool.bytes, pool.outstanding, pool.maxBytes)
+	}
+	d.Recycle()
+	if len(pool.free) != 3 {
+		t.Fatalf("kept %d batches with nothing out, want 3 (the first was dropped while the pool was full)", len(pool.free))
+	}
+	if e := batch(); cap(e.buf) != 1<<20 || len(pool.free) != 2 || pool.outstanding != 1<<20 {
+		t.Fatalf("a reused batch: cap %d, %d left, %d out", cap(e.buf), len(pool.free), pool.outstanding)
 	}
 }

@@ -281,16 +281,18 @@ func (s *Sink) CreateTopicsAllowed() bool { return s.cfg.CreateTopics }
 // NewPlan builds the record plan of a stream whose batches have schema and
 // whose records go to the topic info describes (and, with topic_field,
 // others): records are built in chunks of kafka.max_buffered_bytes / 8
-// (1 to 16 MiB) and reuse acknowledged chunks' memory (up to another
-// eighth, or two chunks). register is the schema registration (nil without a registry).
+// (1 to 16 MiB) and reuse acknowledged chunks' memory, all of a stream's
+// chunks together within kafka.max_buffered_bytes and one chunk. register
+// is the schema registration (nil without a registry).
 func (s *Sink) NewPlan(schema *arrow.Schema, opts *RecordOptions, info TopicInfo, register RegisterFunc) (sinkapi.Plan, error) {
 	p, err := NewPlan(schema, opts, info, register)
 	if err != nil {
 		return nil, err
 	}
 	buffered := s.cfg.MaxBufferedBytes
-	p.UsePool(NewRecordPool(buffered / 8))
-	p.SetChunkBytes(min(max(buffered/8, 1<<20), 16<<20))
+	chunk := min(max(buffered/8, 1<<20), 16<<20)
+	p.UsePool(NewRecordPool(buffered + chunk))
+	p.SetChunkBytes(chunk)
 	return p, nil
 }
 

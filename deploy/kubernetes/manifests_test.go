@@ -852,7 +852,7 @@ func selfSignedFiles(t *testing.T) (certFile, keyFile string) {
 }
 
 // memoryFormula is config.yaml's memory formula as the docs write it.
-const memoryFormula = "128 MiB + 2 × flight.max_streams × (1.375 × kafka.max_buffered_bytes + flight.receive_window_bytes + 3 × flight.max_message_bytes + decoded) + 2 × flight.max_queued_streams × flight.receive_window_bytes"
+const memoryFormula = "128 MiB + 2 × flight.max_streams × (1.25 × kafka.max_buffered_bytes + flight.receive_window_bytes + 3 × flight.max_message_bytes + decoded) + 2 × flight.max_queued_streams × flight.receive_window_bytes"
 
 // TestMemoryLimitFollowsFormula: the container's memory limit covers the
 // memory formula for the ConfigMap's settings (clients may compress and send

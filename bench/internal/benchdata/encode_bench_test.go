@@ -59,7 +59,7 @@ func BenchmarkEncode(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			p.UsePool(kafka.NewRecordPool(8 << 20))
+			p.UsePool(kafka.NewRecordPool(64<<20 + 8<<20)) // as the server sets it: kafka.max_buffered_bytes and a chunk
 			p.SetChunkBytes(8 << 20)
 			b.ReportAllocs()
 			now := time.Now()

@@ -124,12 +124,12 @@ const MemoryBaseBytes = 128 << 20
 // (RSS) a server with these settings reaches with every stream open and
 // writing as fast as it can,
 //
-//	128 MiB + 2 × flight.max_streams × (1.375 × kafka.max_buffered_bytes
+//	128 MiB + 2 × flight.max_streams × (1.25 × kafka.max_buffered_bytes
 //	    + flight.receive_window_bytes + 3 × flight.max_message_bytes + decoded)
 //	    + 2 × flight.max_queued_streams × flight.receive_window_bytes
 //
 // per stream: its unacknowledged records, plus the chunk being built and
-// up to two reused ones (the 0.375: chunks are an eighth each); what the client may send ahead; the message
+// reused buffers (the 0.25); what the client may send ahead; the message
 // being received, the one being decoded and the next; decoded is
 // 2 × flight.max_batch_bytes when clients compress IPC bodies or send
 // dictionaries (a decompressed batch, the stream's dictionaries), else 0
@@ -138,7 +138,7 @@ const MemoryBaseBytes = 128 << 20
 // headroom (GOGC=100); GOMEMLIMIT set a little under a container's limit
 // trades it for collector CPU. The README and deploy/kubernetes quote it.
 func MemoryBound(c Config, compressedOrDictionaries bool) int64 {
-	perStream := int64(c.Kafka.MaxBufferedBytes)*11/8 + int64(c.Flight.ReceiveWindowBytes) + 3*int64(c.Flight.MaxMessageBytes)
+	perStream := int64(c.Kafka.MaxBufferedBytes)*5/4 + int64(c.Flight.ReceiveWindowBytes) + 3*int64(c.Flight.MaxMessageBytes)
 	if compressedOrDictionaries {
 		perStream += 2 * c.Flight.MaxBatchBytes
 	}
