@@ -33,7 +33,7 @@ func TestRecordPoolReusesFullChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const chunk = 1 << 20 // 5,000 rows of ~215 bytes + 160 per record: a full chunk and a rest
+	const chunk = 1 << 20            // 5,000 rows of ~215 bytes + 160 per record: a full chunk and a rest
 	pool := NewRecordPool(4 * chunk) // as a stream's: kafka.max_buffered_bytes (3 chunks here) and a chunk
 	p.UsePool(pool)
 	p.SetChunkBytes(chunk)
