@@ -17,7 +17,11 @@ import (
 // concurrent large streams from one Go client process (bench/cmd/goclient
 // --streams N) into one topic, BENCH_MANY_ROWS narrow rows in all, shared
 // equally; a fresh server for each count, its kafka.max_buffered_bytes set
-// to BENCH_MANY_MAX_BUFFERED_BYTES so 64 streams fit the machine.
+// to BENCH_MANY_MAX_BUFFERED_BYTES so 64 streams fit the machine. Each count
+// first runs a warm-up pass of the same streams (BENCH_MANY_WARMUP_ROWS) on
+// its server: a fresh process pays once for the memory its streams touch
+// (64 × the buffers: page faults, the heap's growth), which a running
+// server has paid; the first pass's server CPU is reported as "cold".
 
 // manyConfig is the many-streams workload's part of the configuration.
 type manyConfig struct {
@@ -25,6 +29,7 @@ type manyConfig struct {
 	rows        int64  // BENCH_MANY_ROWS: rows in all, per count
 	ckptRows    int64  // BENCH_MANY_CHECKPOINT_ROWS: per stream
 	maxBuffered int64  // BENCH_MANY_MAX_BUFFERED_BYTES: the servers' kafka.max_buffered_bytes
+	warmupRows  int64  // BENCH_MANY_WARMUP_ROWS: the warm-up pass's rows in all, 0 for none
 	delivery    string // BENCH_MANY_DELIVERY
 }
 
@@ -35,6 +40,7 @@ func loadMany(c *config, get func(string, int64) int64) error {
 	}
 	c.many = manyConfig{rows: get("BENCH_MANY_ROWS", defRows), ckptRows: get("BENCH_MANY_CHECKPOINT_ROWS", defCkpt),
 		maxBuffered: get("BENCH_MANY_MAX_BUFFERED_BYTES", 16<<20), delivery: envStr("BENCH_MANY_DELIVERY", "exactly_once")}
+	c.many.warmupRows = get("BENCH_MANY_WARMUP_ROWS", c.many.rows)
 	for _, f := range strings.Split(envStr("BENCH_MANY_STREAMS", "1,4,16,64"), ",") {
 		n, err := strconv.Atoi(f)
 		if err != nil || n < 1 {
@@ -57,6 +63,8 @@ type manyOutcome struct {
 	Topic     string           `json:"topic"`
 	Result    benchdata.Result `json:"result"`
 	RSSPeakKB int64            `json:"server_rss_peak_kb,omitempty"`
+	// ColdServerPerM is the warm-up pass's server CPU s/M rows (0: none).
+	ColdServerPerM float64 `json:"cold_server_cpu_s_per_m,omitempty"`
 	Profile   string           `json:"server_profile,omitempty"` // top of `perf report` (BENCH_PROFILE=1)
 	Verified  string           `json:"verified,omitempty"`
 	Err       string           `json:"error,omitempty"`
@@ -122,6 +130,23 @@ func runManyOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir,
 		return fail(err)
 	}
 	defer func() { _ = srv.stop() }()
+	if c.many.warmupRows > 0 {
+		warm := o.Topic + "-warmup"
+		if err := createTopic(ctx, adm, warm, c.partitions); err != nil {
+			return fail(err)
+		}
+		logf("many ×%d: warm-up pass (%d rows in all, topic %s)", n, c.many.warmupRows, warm)
+		res, err := runContender(ctx, c, manyArgs(c, file, srv, n, c.many.warmupRows, warm, name+"-warmup"),
+			filepath.Join(logDir, "client-"+name+"-warmup.log"))
+		if err != nil {
+			return fail(fmt.Errorf("warm-up pass: %w", err))
+		}
+		if _, err := verify(ctx, c, adm, warm, res.Rows, c.many.delivery == "exactly_once", res.Checkpoint+int64(n)-1); err != nil {
+			return fail(fmt.Errorf("warm-up pass: verification: %w", err))
+		}
+		o.ColdServerPerM = res.Watched["server"] / float64(res.Rows) * 1e6
+		pause(ctx, c.settle)
+	}
 	var prof *profiler
 	if c.profile {
 		if prof, err = startPerf(srv.cmd.Process.Pid, filepath.Join(logDir, "perf-"+name+".data")); err != nil {
@@ -129,12 +154,8 @@ func runManyOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir,
 		}
 		defer prof.stop()
 	}
-	args := []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", c.many.delivery,
-		"--streams", strconv.Itoa(n), "--rows", strconv.FormatInt(c.many.rows, 10),
-		"--checkpoint-every", strconv.FormatInt(c.many.ckptRows, 10), "--topic", o.Topic,
-		"--watch", fmt.Sprintf("server=%d,broker=%d", srv.cmd.Process.Pid, c.brokerPID), "--name", name}
 	logf("many ×%d: running (%d rows in all, topic %s)", n, c.many.rows, o.Topic)
-	res, err := runContender(ctx, c, args, filepath.Join(logDir, "client-"+name+".log"))
+	res, err := runContender(ctx, c, manyArgs(c, file, srv, n, c.many.rows, o.Topic, name), filepath.Join(logDir, "client-"+name+".log"))
 	if prof != nil {
 		o.Profile = prof.stop()
 	}
@@ -158,6 +179,15 @@ func runManyOne(ctx context.Context, c *config, adm *kadm.Client, runID, logDir,
 	return o
 }
 
+// manyArgs is the goclient command line of n streams writing rows in all
+// to topic.
+func manyArgs(c *config, file string, srv *server, n int, rows int64, topic, name string) []string {
+	return []string{c.goclientBin, "--data", file, "--addr", srv.addr, "--delivery", c.many.delivery,
+		"--streams", strconv.Itoa(n), "--rows", strconv.FormatInt(rows, 10),
+		"--checkpoint-every", strconv.FormatInt(c.many.ckptRows, 10), "--topic", topic,
+		"--watch", fmt.Sprintf("server=%d,broker=%d", srv.cmd.Process.Pid, c.brokerPID), "--name", name}
+}
+
 // renderMany is the many-streams section of RESULTS.md.
 func renderMany(c *config, outs []*manyOutcome) string {
 	var b strings.Builder
@@ -166,8 +196,11 @@ func renderMany(c *config, outs []*manyOutcome) string {
 	w("N concurrent %s streams from one Go client process (`goclient --streams N`, a gRPC connection per stream) into one %d-partition topic, %s narrow rows in all, shared equally (whole batches of %s rows), a pipelined checkpoint every %s rows per stream (at most two unacknowledged); a fresh server per N with `kafka.max_buffered_bytes` = %s (BENCH_MANY_MAX_BUFFERED_BYTES; the default 64 MiB × 64 streams could buffer 4 GiB, so it is smaller here, and 64 streams buffer at most %s). "+
 		"Fairness = the slowest stream's rows/s ÷ the mean stream's (each over its own open → done); ack = marker sent → ack received, every checkpoint of every stream.\n\n",
 		c.many.delivery, c.partitions, fmtInt(c.many.rows), fmtInt(int64(c.batchRows)), fmtInt(c.many.ckptRows), mib(c.many.maxBuffered), mib(64*c.many.maxBuffered))
-	w("| streams | rows | seconds | rows/s | server CPU s/M rows | ÷ 1 stream's | broker CPU s/M rows | fairness | checkpoints | ack p50 ms | ack p99 ms | server peak RSS | verified |\n")
-	w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	if c.many.warmupRows > 0 {
+		w("Each count first runs a warm-up pass of the same streams (%s rows in all, BENCH_MANY_WARMUP_ROWS, verified too) on its fresh server, and the table shows the second pass, as a running server meets them: a fresh process first touches the memory its streams use (N × the buffers: page faults, the heap's growth) once. \"cold\" is the first pass's server CPU.\n\n", fmtInt(c.many.warmupRows))
+	}
+	w("| streams | rows | seconds | rows/s | server CPU s/M rows | ÷ 1 stream's | cold: server CPU s/M rows | broker CPU s/M rows | fairness | checkpoints | ack p50 ms | ack p99 ms | server peak RSS | verified |\n")
+	w("|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	var base float64
 	for _, o := range outs {
 		if o.ok() && o.Streams == 1 {
@@ -177,7 +210,7 @@ func renderMany(c *config, outs []*manyOutcome) string {
 	flat, fair := true, true
 	for _, o := range outs {
 		if !o.ok() {
-			w("| %d | FAILED | | | | | | | | | | | %s |\n", o.Streams, strings.ReplaceAll(o.Err, "|", "\\|"))
+			w("| %d | FAILED | | | | | | | | | | | | %s |\n", o.Streams, strings.ReplaceAll(o.Err, "|", "\\|"))
 			flat, fair = false, false
 			continue
 		}
@@ -193,8 +226,12 @@ func renderMany(c *config, outs []*manyOutcome) string {
 		if r.Checkpoint > 0 {
 			p50, p99 = fmt.Sprintf("%.0f", 1000*r.P50), fmt.Sprintf("%.0f", 1000*r.P99)
 		}
-		w("| %d | %s | %.2f | %s | %.2f | %s | %.2f | %.2f | %d | %s | %s | %.0f MB | %s |\n", o.Streams, fmtInt(r.Rows), r.Seconds,
-			fmtInt(int64(o.rate())), o.serverPerM(), rel, r.Watched["broker"]/float64(r.Rows)*1e6, o.fairness(), r.Checkpoint,
+		cold := "–"
+		if o.ColdServerPerM > 0 {
+			cold = fmt.Sprintf("%.2f", o.ColdServerPerM)
+		}
+		w("| %d | %s | %.2f | %s | %.2f | %s | %s | %.2f | %.2f | %d | %s | %s | %.0f MB | %s |\n", o.Streams, fmtInt(r.Rows), r.Seconds,
+			fmtInt(int64(o.rate())), o.serverPerM(), rel, cold, r.Watched["broker"]/float64(r.Rows)*1e6, o.fairness(), r.Checkpoint,
 			p50, p99, float64(o.RSSPeakKB)/1024, o.Verified)
 	}
 	w("\nGoals (issue 18): server CPU per row within 10%% of one stream's at every count: %s; the slowest stream at least half the mean rate: %s.\n",

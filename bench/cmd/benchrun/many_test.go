@@ -18,8 +18,11 @@ func TestRenderMany(t *testing.T) {
 	if f := four.fairness(); f != 0.4 {
 		t.Fatalf("fairness %v, want 0.4 (100 ÷ mean 250)", f)
 	}
+	four.ColdServerPerM = 1.5 // the warm-up pass's
+	c.many.warmupRows = 400
 	md := renderMany(c, []*manyOutcome{one, four})
-	for _, want := range []string{"| 4 | 1,000,000 | 1.00 | 1,000,000 | 1.20 | 1.20 |", "flat **not met**", "≥ 0.50 **not met**", "16 MiB"} {
+	for _, want := range []string{"| 4 | 1,000,000 | 1.00 | 1,000,000 | 1.20 | 1.20 | 1.50 |", "| 1 | 1,000,000 | 1.00 | 1,000,000 | 1.00 | 1.00 | – |",
+		"flat **not met**", "≥ 0.50 **not met**", "16 MiB", "warm-up pass of the same streams (400 rows"} {
 		if !strings.Contains(md, want) {
 			t.Errorf("no %q in:\n%s", want, md)
 		}
