@@ -1,6 +1,14 @@
 // Package e2e tests flightsink as users run it: the real binary as its own
 // process (killed with SIGKILL, restarted, run twice), the Go client, and a
 // real Kafka broker (stopped and restarted when a test needs it).
+//
+// A test on a private broker of its own (scripts/kafka.sh up NAME: stopped,
+// restarted, or with SASL/TLS listeners) shares nothing with the others and
+// mostly waits on timeouts and token lifetimes, so it calls t.Parallel: those
+// run side by side once the tests on the shared broker are done (make test
+// passes -parallel 8; the default is GOMAXPROCS). Tests on the shared broker
+// run one at a time (some reuse a kafka.replica name there, and some
+// measure the server's memory under load).
 package e2e
 
 import (
