@@ -213,10 +213,11 @@ bg faults fault_tests
 
 # go test -v, kept whole in a log; printed: each package's result, which broker the tests ran
 # against (every test logs it), skipped tests, and on failure the whole log without the
-# server's own log lines. -p 3: three packages at a time (the two slowest, given first, and the
-# rest beside them: their tests mostly wait on Kafka and processes). -parallel 8: the tests that
-# call t.Parallel (each on a broker or a JVM of its own, mostly waiting) run side by side.
-# -vet=off: go vet ./... ran above, a superset of the checks go test would run again.
+# server's own log lines. go test runs 2 packages at a time (GOMAXPROCS; -p 3 starved the tests
+# with 1 s timeouts) in the order given: the slowest first, so that they run while the rest
+# builds. -parallel 8: the tests that call t.Parallel (each on a broker or a JVM of its own,
+# mostly waiting) run side by side. -vet=off: go vet ./... ran above, a superset of the checks
+# go test would run again.
 SLOW_PACKAGES=(tests/e2e flightsink) # in the root module
 go_packages() { # the module's packages but tests/faults, SLOW_PACKAGES first
   local mod all slow first=()
@@ -235,7 +236,7 @@ go_tests() {
   : >"$log"
   for m in "${GO_MODULES[@]}"; do
     # shellcheck disable=SC2046,SC2086 # tests/faults runs on its own, above
-    (cd "$m" && go test -race -count=1 -timeout 15m -p 3 -parallel 8 -vet=off -v ${GO_TEST_FLAGS:-} $(go_packages)) >>"$log" 2>&1 || rc=$?
+    (cd "$m" && go test -race -count=1 -timeout 15m -parallel 8 -vet=off -v ${GO_TEST_FLAGS:-} $(go_packages)) >>"$log" 2>&1 || rc=$?
   done
   if ((rc != 0)); then
     grep -v '^ *writer.go:[0-9]*: {' "$log"
