@@ -85,14 +85,16 @@ install_python() {
   fi
 }
 
-# background jobs (bg NAME CMD...: output in .cache/NAME.out): ended with everything they started
-# if the run ends first
+# background steps (bg NAME CMD...: output in .cache/NAME.out), each in a process group of its
+# own (set -m), so that the EXIT trap ends everything one started if the run ends first
 declare -A BG_PIDS=()
 bg() {
   local name=$1
   shift
-  "$@" >"$ROOT/.cache/$name.out" 2>&1 &
+  set -m
+  "$@" </dev/null >"$ROOT/.cache/$name.out" 2>&1 &
   BG_PIDS[$name]=$!
+  set +m
 }
 # wait_bg NAME: its exit code, after printing its output
 wait_bg() {
@@ -101,11 +103,6 @@ wait_bg() {
   unset "BG_PIDS[$1]"
   cat "$ROOT/.cache/$1.out" >&2
   return "$rc"
-}
-kill_tree() { # kill_tree PID: the process and its descendants, children first
-  local child
-  for child in $(pgrep -P "$1"); do kill_tree "$child"; done
-  kill "$1" 2>/dev/null || true
 }
 
 # the brokers this run started (KAFKA_OWNER_PID=$$, kept in run/NAME/owner) are stopped at exit;
@@ -123,7 +120,7 @@ cleanup() {
   local name
   for name in "${!BG_PIDS[@]}"; do
     say "ending the unfinished background step $name"
-    kill_tree "${BG_PIDS[$name]}"
+    kill -TERM -- "-${BG_PIDS[$name]}" 2>/dev/null || true
   done
   say "stopping the test schema registry"
   bash "$REGISTRY" down test || true
