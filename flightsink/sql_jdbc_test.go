@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,10 +19,17 @@ import (
 // (org.apache.arrow:flight-sql-jdbc-driver from Maven Central).
 const jdbcDriverVersion = "18.3.0"
 
+// mavenMu keeps the Maven runs of the tests that run in parallel (Java and
+// Spark, each mostly waiting on a JVM of its own) one at a time: two fetching
+// the same jar at once would each write it.
+var mavenMu sync.Mutex
+
 // jdbcDriver returns the driver jar, fetched once with Maven into the
 // cache (FLIGHTSINK_CACHE_DIR, default <repo>/.cache) under jdbc/.
 func jdbcDriver(t *testing.T) string {
 	t.Helper()
+	mavenMu.Lock()
+	defer mavenMu.Unlock()
 	for _, tool := range []string{"java", "mvn"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			if requireTools() {
@@ -78,6 +86,7 @@ func runJava(t *testing.T, jar, main string, args ...string) map[string]string {
 // right keys and JSON values), a batch failing mid-way leaves nothing, a
 // schema probe, DROP TABLE refused.
 func TestJDBCDriverWrites(t *testing.T) {
+	t.Parallel() // a JVM of its own; see mavenMu
 	jar := jdbcDriver(t)
 	env := startServer(t, createTopics)
 	table := kafkatest.TopicName(t)
@@ -139,6 +148,8 @@ func TestJDBCDriverWrites(t *testing.T) {
 func adbcClasspath(t *testing.T) string {
 	t.Helper()
 	jdbcDriver(t) // the same tools
+	mavenMu.Lock()
+	defer mavenMu.Unlock()
 	out := filepath.Join(t.TempDir(), "cp.txt")
 	cmd := exec.Command("mvn", "-q", "-B", "-f", filepath.Join("testdata", "adbc", "pom.xml"), "dependency:build-classpath", "-Dmdep.outputFile="+out)
 	if b, err := cmd.CombinedOutput(); err != nil {
@@ -156,6 +167,7 @@ func adbcClasspath(t *testing.T) string {
 // server) and creates a new table with int and string columns (it sends
 // CREATE TABLE, then a prepared INSERT); every row lands once.
 func TestJavaADBCWrites(t *testing.T) {
+	t.Parallel() // a JVM of its own; see mavenMu
 	cp := adbcClasspath(t)
 	env := startServer(t, createTopics)
 	declared, created := kafkatest.TopicName(t), kafkatest.TopicName(t)+"-new"

@@ -120,6 +120,7 @@ func checkSparkRows(t *testing.T, env *testEnv, table string, rows int) {
 // two tasks: one waits for the other (flight.stream_queue_timeout) instead
 // of failing the job.
 func TestSparkJDBCWrites(t *testing.T) {
+	t.Parallel() // a JVM (and a venv) of its own; see mavenMu
 	jar := jdbcDriver(t)
 	py := sparkPython(t, sparkNewest)
 	env := startServer(t, createTopics, func(f *flightsink.Config, _ *kafka.Config) { f.MaxStreams = 1 })
@@ -147,6 +148,7 @@ func TestSparkJDBCWrites(t *testing.T) {
 // (WITH (key_field = 'k')), then inserts: every row lands once. (4.1.1 and
 // later re-throw the failed table-exists probe: the README says so.)
 func TestSparkCreatesTable(t *testing.T) {
+	t.Parallel() // a JVM (and a venv) of its own; see mavenMu
 	jar := jdbcDriver(t)
 	py := sparkPython(t, "4.1.0")
 	env := startServer(t, createTopics)

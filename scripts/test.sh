@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # `make test`: install what the tests need, start a real Kafka broker
 # (scripts/kafka.sh up test) and a real schema registry on it (scripts/registry.sh up test),
-# run go vet + go test -race (of the server's module and of the Go client's, clients/go/fsclient),
-# then the fault tests (tests/faults, on a three-node cluster of their own, started and removed
-# by the tests), then pytest on tests/python (if it has tests), and always stop the registry and
-# the broker afterwards.
+# build bin/flightsink, run go vet + go test -race (of the server's module and of the Go client's,
+# clients/go/fsclient) and, beside them, the fault tests (tests/faults, on a three-node cluster
+# of their own, started and removed by the tests), then pytest on tests/python (if it has tests),
+# and always stop the registry and the broker afterwards.
+# Steps that mostly wait overlap, so that the run fits a 2-core machine: the Python packages
+# install while the broker and the registry start and Go builds, and the fault tests (which
+# wait on the faults they cause) run while the other Go tests do. Every test still runs, on
+# the real brokers.
 # Exits non-zero when any step failed.
 #
 # Exported to the tests:
@@ -19,9 +23,12 @@
 #   KAFKA_OWNER_PID           this script's pid: brokers started under it are removed at its exit
 #                             (they record it in run/NAME/owner) and by a watchdog once it has
 #                             exited, even if it was killed; other brokers are left alone
-#   FLIGHTSINK_BIN            absolute path of bin/flightsink (built before pytest)
+#   FLIGHTSINK_BIN            absolute path of bin/flightsink (built before the Go tests; the
+#                             tests that run the binary use it instead of building their own)
 #   FLIGHTSINK_TEST_REQUIRE_TOOLS=1  tests fail, not skip, when kcat or python is missing
 # Knobs: FLIGHTSINK_SKIP_INSTALL=1 skips the apt/pip installs; GO_TEST_FLAGS adds go test flags.
+# Logs: .cache/go-test.log and .cache/go-test-faults.log (go test -v, whole); what a background
+# step printed is in .cache/NAME.out (pip, registry, faults) and shown when it has ended.
 # shellcheck disable=SC2317 # functions run by step and by the EXIT trap
 set -uo pipefail
 
@@ -48,7 +55,7 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "$@" >/dev/null
 }
 
-install_deps() {
+install_tools() {
   if [[ ${FLIGHTSINK_SKIP_INSTALL:-0} == 1 ]]; then return 0; fi
   if ! command -v kcat >/dev/null; then
     say "installing kcat"
@@ -62,17 +69,40 @@ install_deps() {
     say "installing Maven"
     apt_install maven || return 1
   fi
-  if [[ -f $REQS ]]; then
-    local stamp
-    stamp="$(cksum <"$REQS") $(python3 --version 2>&1)"
-    if [[ ! -x $VENV/bin/python || ! -f $VENV/.stamp || $(<"$VENV/.stamp") != "$stamp" ]]; then
-      say "installing Python test deps into $VENV"
-      rm -rf "$VENV"
-      python3 -m venv "$VENV" || return 1
-      "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" || return 1
-      echo "$stamp" >"$VENV/.stamp"
-    fi
+}
+
+# the venv of tests/python (made again when requirements.txt or python3 changed)
+install_python() {
+  if [[ ${FLIGHTSINK_SKIP_INSTALL:-0} == 1 || ! -f $REQS ]]; then return 0; fi
+  local stamp
+  stamp="$(cksum <"$REQS") $(python3 --version 2>&1)"
+  if [[ ! -x $VENV/bin/python || ! -f $VENV/.stamp || $(<"$VENV/.stamp") != "$stamp" ]]; then
+    say "installing Python test deps into $VENV"
+    rm -rf "$VENV"
+    python3 -m venv "$VENV" || return 1
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQS" || return 1
+    echo "$stamp" >"$VENV/.stamp"
   fi
+}
+
+# background steps (bg NAME CMD...: output in .cache/NAME.out), each in a process group of its
+# own (set -m), so that the EXIT trap ends everything one started if the run ends first
+declare -A BG_PIDS=()
+bg() {
+  local name=$1
+  shift
+  set -m
+  "$@" </dev/null >"$ROOT/.cache/$name.out" 2>&1 &
+  BG_PIDS[$name]=$!
+  set +m
+}
+# wait_bg NAME: its exit code, after printing its output
+wait_bg() {
+  local rc=0
+  wait "${BG_PIDS[$1]}" || rc=$?
+  unset "BG_PIDS[$1]"
+  cat "$ROOT/.cache/$1.out" >&2
+  return "$rc"
 }
 
 # the brokers this run started (KAFKA_OWNER_PID=$$, kept in run/NAME/owner) are stopped at exit;
@@ -88,6 +118,10 @@ owned_brokers() {
 
 cleanup() {
   local name
+  for name in "${!BG_PIDS[@]}"; do
+    say "ending the unfinished background step $name"
+    kill -TERM -- "-${BG_PIDS[$name]}" 2>/dev/null || true
+  done
   say "stopping the test schema registry"
   bash "$REGISTRY" down test || true
   say "stopping test brokers"
@@ -100,11 +134,13 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-install_deps || { say "installing test dependencies failed"; exit 1; }
+install_tools || { say "installing test dependencies failed"; exit 1; }
+mkdir -p "$ROOT/.cache"
+bg pip install_python # waited for before pytest
 
 export KAFKA_OWNER_PID=$$
-# kcat and the Python packages are installed above: a test that needs one fails
-# (instead of skipping) when it is missing.
+# kcat and the Python packages are installed above (the latter in the background, waited for
+# before pytest): a test that needs one fails (instead of skipping) when it is missing.
 if [[ ${FLIGHTSINK_SKIP_INSTALL:-0} != 1 ]]; then export FLIGHTSINK_TEST_REQUIRE_TOOLS=1; fi
 export FLIGHTSINK_KAFKA_SCRIPT=$KAFKA
 bash "$KAFKA" down test # a leftover from a killed run would carry old topics
@@ -115,14 +151,9 @@ export FLIGHTSINK_TEST_BROKERS=${addr#KAFKA_BROKERS=}
 say "Kafka broker at $FLIGHTSINK_TEST_BROKERS"
 
 bash "$REGISTRY" down test # a leftover from a killed run
-out=$(bash "$REGISTRY" up test "$FLIGHTSINK_TEST_BROKERS") || {
-  say "could not start the test schema registry (scripts/registry.sh up test $FLIGHTSINK_TEST_BROKERS; log: $CACHE/registry/run/test/logs/registry.log)"
-  exit 1
-}
-addr=$(tail -n 1 <<<"$out")
-[[ $addr == REGISTRY_URL=* ]] || { say "unexpected output from registry.sh up: $out"; exit 1; }
-export FLIGHTSINK_TEST_REGISTRY=${addr#REGISTRY_URL=}
-say "schema registry at $FLIGHTSINK_TEST_REGISTRY"
+# a fresh CI clone never starts the registry again: no class-data archive to write as it stops
+if [[ ${CI:-} == true ]]; then export REGISTRY_CDS=${REGISTRY_CDS:-0}; fi
+bg registry bash "$REGISTRY" up test "$FLIGHTSINK_TEST_BROKERS" # while Go builds
 
 status=0
 step() { # step NAME CMD...: run it, remember the first failure
@@ -137,6 +168,12 @@ step() { # step NAME CMD...: run it, remember the first failure
   return 0
 }
 
+# one build of the binary for every test that runs it (tests/e2e, tests/faults, pytest)
+if [[ -d cmd/flightsink ]]; then
+  step "go build -o bin/flightsink ./cmd/flightsink" go build -o bin/flightsink ./cmd/flightsink
+  export FLIGHTSINK_BIN=$ROOT/bin/flightsink
+fi
+
 # the Go client is a module of its own (clients/go/fsclient): vetted and tested on its own too
 GO_MODULES=(. clients/go/fsclient)
 go_vet() {
@@ -147,16 +184,56 @@ go_vet() {
   return "$rc"
 }
 step "go vet ./... (every module)" go_vet
+
+wait_bg registry || {
+  say "could not start the test schema registry (scripts/registry.sh up test $FLIGHTSINK_TEST_BROKERS; log: $CACHE/registry/run/test/logs/registry.log)"
+  exit 1
+}
+addr=$(grep '^REGISTRY_URL=' "$ROOT/.cache/registry.out" | tail -n 1)
+[[ $addr == REGISTRY_URL=* ]] || { say "unexpected output from registry.sh up (above)"; exit 1; }
+export FLIGHTSINK_TEST_REGISTRY=${addr#REGISTRY_URL=}
+say "schema registry at $FLIGHTSINK_TEST_REGISTRY"
+
+# tests/faults starts a three-node cluster of its own (3 JVMs and toxiproxy) and mostly waits on
+# the faults it causes: it runs with the short nemesis schedule (make test-faults runs the long
+# one) in the background, beside the other Go tests, and its result is printed after theirs.
+fault_tests() {
+  local log=$ROOT/.cache/go-test-faults.log rc=0
+  # shellcheck disable=SC2086
+  go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./tests/faults >"$log" 2>&1 || rc=$?
+  if ((rc != 0)); then grep -v '^ *writer.go:[0-9]*: {' "$log"; fi
+  grep -E 'nemesis schedule|fault [0-9]+ |read_committed:|/readyz|^(ok|FAIL|--- )' "$log" || true
+  return "$rc"
+}
+say "go test -race ./tests/faults (three-node cluster, short nemesis schedule): started in the background"
+bg faults fault_tests
+
 # go test -v, kept whole in a log; printed: each package's result, which broker the tests ran
 # against (every test logs it), skipped tests, and on failure the whole log without the
-# server's own log lines.
+# server's own log lines. go test runs 2 packages at a time (GOMAXPROCS; -p 3 starved the tests
+# with 1 s timeouts) in the order given: the slowest first, so that they run while the rest
+# builds. -parallel 8: the tests that call t.Parallel (each on a broker or a JVM of its own,
+# mostly waiting) run side by side. -vet=off: go vet ./... ran above, a superset of the checks
+# go test would run again.
+SLOW_PACKAGES=(tests/e2e flightsink) # in the root module
+go_packages() { # the module's packages but tests/faults, SLOW_PACKAGES first
+  local mod all slow first=()
+  mod=$(go list -m)
+  all=$(go list ./... | grep -v '/tests/faults$')
+  for slow in "${SLOW_PACKAGES[@]}"; do
+    if grep -qx "$mod/$slow" <<<"$all"; then
+      first+=("$mod/$slow")
+      all=$(grep -vx "$mod/$slow" <<<"$all")
+    fi
+  done
+  printf '%s\n' "${first[@]}" "$all"
+}
 go_tests() {
   local m log=$ROOT/.cache/go-test.log rc=0
-  mkdir -p "$ROOT/.cache"
   : >"$log"
   for m in "${GO_MODULES[@]}"; do
-    # shellcheck disable=SC2046,SC2086 # tests/faults runs on its own below
-    (cd "$m" && go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} $(go list ./... | grep -v '/tests/faults$')) >>"$log" 2>&1 || rc=$?
+    # shellcheck disable=SC2046,SC2086 # tests/faults runs on its own, above
+    (cd "$m" && go test -race -count=1 -timeout 15m -parallel 8 -vet=off -v ${GO_TEST_FLAGS:-} $(go_packages)) >>"$log" 2>&1 || rc=$?
   done
   if ((rc != 0)); then
     grep -v '^ *writer.go:[0-9]*: {' "$log"
@@ -168,26 +245,16 @@ go_tests() {
   return "$rc"
 }
 step "go test -race ./... (every module)" go_tests
-
-# tests/faults starts a three-node cluster of its own (3 JVMs and toxiproxy), so it runs alone,
-# after the rest, with the short nemesis schedule (make test-faults runs the long one)
-fault_tests() {
-  local log=$ROOT/.cache/go-test-faults.log rc=0
-  # shellcheck disable=SC2086
-  go test -race -count=1 -timeout 15m -v ${GO_TEST_FLAGS:-} ./tests/faults >"$log" 2>&1 || rc=$?
-  if ((rc != 0)); then grep -v '^ *writer.go:[0-9]*: {' "$log"; fi
-  grep -E 'nemesis schedule|fault [0-9]+ |read_committed:|/readyz|^(ok|FAIL|--- )' "$log" || true
-  return "$rc"
-}
-step "go test -race ./tests/faults (three-node cluster, short nemesis schedule)" fault_tests
+step "go test -race ./tests/faults: its result" wait_bg faults
 
 shopt -s nullglob globstar
 py_tests=(tests/python/**/test_*.py tests/python/**/*_test.py)
+if ! wait_bg pip; then
+  say "installing Python test deps failed: pytest not run"
+  ((status == 0)) && status=1
+  py_tests=()
+fi
 if ((${#py_tests[@]} > 0)); then
-  if [[ -d cmd/flightsink ]]; then
-    step "go build -o bin/flightsink ./cmd/flightsink" go build -o bin/flightsink ./cmd/flightsink
-    export FLIGHTSINK_BIN=$ROOT/bin/flightsink
-  fi
   pytest_rc=0
   say "pytest tests/python"
   "$VENV/bin/python" -m pytest tests/python || pytest_rc=$?

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/flightsink/flightsink/internal/proctest"
 )
 
 // binPath is the flightsink binary TestMain builds, so tests run the
@@ -163,12 +165,4 @@ func (p *process) waitFor(s string) bool {
 }
 
 // freeAddr is a loopback address nothing listens on (just now).
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }

@@ -26,6 +26,7 @@ import (
 
 	"github.com/flightsink/flightsink/clients/go/fsclient"
 	"github.com/flightsink/flightsink/cmd/flightsink/put"
+	"github.com/flightsink/flightsink/internal/puttest"
 )
 
 // midUpload is a put reading a CSV file of 60000 rows through a named
@@ -46,7 +47,7 @@ type midUpload struct {
 func startMidUpload(t *testing.T, s putServer, topic, writer string) *midUpload {
 	t.Helper()
 	dir := t.TempDir()
-	m := &midUpload{stderr: &syncBuffer{}, exited: make(chan error, 1), whole: writeData(t, dir, "orders.csv", formatCSV, 0, 60_000, 0)}
+	m := &midUpload{stderr: &syncBuffer{}, exited: make(chan error, 1), whole: puttest.Write(t, dir, "orders.csv", puttest.CSV, 0, 60_000, 0)}
 	var err error
 	if m.data, err = os.ReadFile(m.whole); err != nil {
 		t.Fatal(err)
@@ -198,11 +199,11 @@ func TestPutServerLostIsRetryable(t *testing.T) {
 func TestPutRefusesBadInput(t *testing.T) {
 	s := startPutServer(t)
 	dir := t.TempDir()
-	parquetData, err := os.ReadFile(writeData(t, dir, "p.parquet", formatParquet, 0, 10, 10))
+	parquetData, err := os.ReadFile(puttest.Write(t, dir, "p.parquet", puttest.Parquet, 0, 10, 10))
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := writeData(t, dir, "a.csv", formatCSV, 0, 10, 0)
+	a := puttest.Write(t, dir, "a.csv", puttest.CSV, 0, 10, 0)
 	narrow := writeFile(t, "b.csv", "id,name\n1,x\n")
 	ints := writeIntAmounts(t, filepath.Join(dir, "ints.arrows"))
 	for _, c := range []struct {
@@ -268,7 +269,7 @@ func TestPutRefusesBadInput(t *testing.T) {
 // with the gRPC code and the server's reason.
 func TestPutFailsWithTheServersReason(t *testing.T) {
 	s := startPutServer(t)
-	path := writeData(t, t.TempDir(), "a.arrows", formatArrowStream, 0, 10, 10)
+	path := puttest.Write(t, t.TempDir(), "a.arrows", puttest.ArrowStream, 0, 10, 10)
 	code, _, stderr := s.runPut(t, nil, "--topic", "no-such-topic-"+strconv.FormatInt(time.Now().UnixNano(), 36), path)
 	t.Logf("a missing topic: %s", stderr)
 	if code != 1 || !strings.Contains(stderr, "NotFound (topic_missing)") {
@@ -292,7 +293,7 @@ func TestPutHasAFlagForEveryDescriptorKey(t *testing.T) {
 	defer c.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	_, err = c.Open(ctx, fsclient.Descriptor{Topic: "t", Options: map[string]any{"no_such_key": 1}}, rowSchema)
+	_, err = c.Open(ctx, fsclient.Descriptor{Topic: "t", Options: map[string]any{"no_such_key": 1}}, puttest.Schema)
 	m := regexp.MustCompile(`known keys: ([^)]*)\)`).FindStringSubmatch(fmt.Sprint(err))
 	if m == nil {
 		t.Fatalf("an unknown key: %v; want the refusal listing the known keys", err)
@@ -314,7 +315,7 @@ func TestPutHasAFlagForEveryDescriptorKey(t *testing.T) {
 // only its one-line summary, and with --quiet nothing.
 func TestPutProgress(t *testing.T) {
 	s := startPutServer(t)
-	path := writeData(t, t.TempDir(), "a.parquet", formatParquet, 0, 5000, 1000)
+	path := puttest.Write(t, t.TempDir(), "a.parquet", puttest.Parquet, 0, 5000, 1000)
 	topic := s.topic(t)
 	args := []string{"put", "--server", s.addr, "--topic", topic, "--checkpoint-rows", "1000", path}
 
@@ -407,7 +408,7 @@ func TestPutToken(t *testing.T) {
 		"  principals:\n    - {name: loader, topics: ['*']}\n")
 	s := startPutServerWith(t, fmt.Sprintf("putauth%d", time.Now().UnixNano()%1_000_000_000), config)
 	topic := s.topic(t)
-	path := writeData(t, t.TempDir(), "a.csv", formatCSV, 0, 10, 0)
+	path := puttest.Write(t, t.TempDir(), "a.csv", puttest.CSV, 0, 10, 0)
 	code, _, stderr := s.runPut(t, nil, "--topic", topic, path)
 	if code != 1 || !strings.Contains(stderr, "Unauthenticated") {
 		t.Errorf("without a token: exit %d, %q; want 1 and Unauthenticated", code, stderr)

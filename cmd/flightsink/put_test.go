@@ -8,22 +8,16 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
-	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/flightsink/flightsink/cmd/flightsink/put"
 	"github.com/flightsink/flightsink/internal/kafkatest"
+	"github.com/flightsink/flightsink/internal/puttest"
 )
 
 // putServer is a flightsink server process on the test broker.
@@ -96,102 +90,6 @@ func (s putServer) mustPut(t *testing.T, stdin io.Reader, args ...string) string
 	return stderr
 }
 
-// dataFormat is a format writeData writes.
-type dataFormat string
-
-// The formats of test data.
-const (
-	formatParquet     dataFormat = "parquet"
-	formatArrowFile   dataFormat = "arrow"
-	formatArrowStream dataFormat = "arrows"
-	formatCSV         dataFormat = "csv"
-	formatJSONL       dataFormat = "jsonl"
-)
-
-var rowSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "name", Type: arrow.BinaryTypes.String},
-	{Name: "amount", Type: arrow.PrimitiveTypes.Float64},
-}, nil)
-
-// rows are rows first..first+n-1 of the test data: id i, name "n<i>",
-// amount i.5.
-func rows(mem memory.Allocator, first, n int64) arrow.RecordBatch {
-	b := array.NewRecordBuilder(mem, rowSchema)
-	defer b.Release()
-	for i := first; i < first+n; i++ {
-		b.Field(0).(*array.Int64Builder).Append(i)
-		b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("n%d", i))
-		b.Field(2).(*array.Float64Builder).Append(float64(i) + 0.5)
-	}
-	return b.NewRecordBatch()
-}
-
-// wantValue is the record value of row i (docs/json-mapping.md).
-func wantValue(i int64) string { return fmt.Sprintf(`{"id":%d,"name":"n%d","amount":%d.5}`, i, i, i) }
-
-// writeData writes rows first..first+n-1 in batches of batch rows to
-// dir/name in format.
-func writeData(t *testing.T, dir, name string, format dataFormat, first, n, batch int64) string {
-	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	path := filepath.Join(dir, name)
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var write func(arrow.RecordBatch) error
-	var finish func() error
-	switch format {
-	case formatParquet:
-		w, err := pqarrow.NewFileWriter(rowSchema, f, parquet.NewWriterProperties(parquet.WithAllocator(mem),
-			parquet.WithMaxRowGroupLength(batch)), pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write, finish = w.Write, w.Close
-	case formatArrowFile:
-		w, err := ipc.NewFileWriter(f, ipc.WithSchema(rowSchema), ipc.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write, finish = w.Write, w.Close
-	case formatArrowStream:
-		w := ipc.NewWriter(f, ipc.WithSchema(rowSchema), ipc.WithAllocator(mem))
-		write, finish = w.Write, w.Close
-	case formatCSV, formatJSONL:
-		var b strings.Builder
-		if format == formatCSV {
-			b.WriteString("id,name,amount\n")
-		}
-		for i := first; i < first+n; i++ {
-			if format == formatCSV {
-				fmt.Fprintf(&b, "%d,n%d,%d.5\n", i, i, i)
-			} else {
-				fmt.Fprintf(&b, `{"id":%d,"name":"n%d","amount":%d.5}`+"\n", i, i, i)
-			}
-		}
-		if _, err := f.WriteString(b.String()); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	for off := first; off < first+n; off += batch {
-		rec := rows(mem, off, min(batch, first+n-off))
-		err := write(rec)
-		rec.Release()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := finish(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // checkRows checks that the topic holds rows 0..n-1, each once and in
 // order, keyed by name, read with read_committed isolation.
 func checkRows(t *testing.T, brokers []string, topic string, n int64) []*kgo.Record {
@@ -201,7 +99,7 @@ func checkRows(t *testing.T, brokers []string, topic string, n int64) []*kgo.Rec
 		t.Fatalf("%s holds %d committed records, want %d", topic, len(recs), n)
 	}
 	for i, r := range recs {
-		if want := wantValue(int64(i)); string(r.Value) != want || string(r.Key) != fmt.Sprintf("n%d", i) {
+		if want := puttest.Value(int64(i)); string(r.Value) != want || string(r.Key) != fmt.Sprintf("n%d", i) {
 			t.Fatalf("record %d: key %q value %s; want key n%d value %s", i, r.Key, r.Value, i, want)
 		}
 	}
@@ -216,21 +114,21 @@ func TestPutEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	for _, c := range []struct {
 		name   string
-		format dataFormat
+		format puttest.Format
 		file   string
 		extra  []string
 	}{
-		{"parquet", formatParquet, "orders.parquet", nil},
-		{"arrow_file", formatArrowFile, "orders.arrow", nil},
-		{"arrow_stream", formatArrowStream, "orders.arrows", nil},
-		{"arrow_stream_named_arrow", formatArrowStream, "stream.arrow", nil}, // sniffed: the IPC stream format
-		{"csv_inferred", formatCSV, "orders.csv", nil},
-		{"jsonl_with_schema", formatJSONL, "orders.jsonl", []string{"--schema", "id:int64,name:string,amount:float64"}},
-		{"jsonl_inferred_unnamed", formatJSONL, "orders.data", []string{"--format", "jsonl"}},
+		{"parquet", puttest.Parquet, "orders.parquet", nil},
+		{"arrow_file", puttest.ArrowFile, "orders.arrow", nil},
+		{"arrow_stream", puttest.ArrowStream, "orders.arrows", nil},
+		{"arrow_stream_named_arrow", puttest.ArrowStream, "stream.arrow", nil}, // sniffed: the IPC stream format
+		{"csv_inferred", puttest.CSV, "orders.csv", nil},
+		{"jsonl_with_schema", puttest.JSONL, "orders.jsonl", []string{"--schema", "id:int64,name:string,amount:float64"}},
+		{"jsonl_inferred_unnamed", puttest.JSONL, "orders.data", []string{"--format", "jsonl"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			topic := s.topic(t)
-			path := writeData(t, dir, c.name+"-"+c.file, c.format, 0, 1000, 300)
+			path := puttest.Write(t, dir, c.name+"-"+c.file, c.format, 0, 1000, 300)
 			args := append([]string{"--topic", topic, "--key-field", "name", "--checkpoint-rows", "400"}, c.extra...)
 			stderr := s.mustPut(t, nil, append(args, path)...)
 			checkRows(t, s.brokers, topic, 1000)
@@ -257,9 +155,9 @@ func TestPutEndToEnd(t *testing.T) {
 	})
 
 	t.Run("stdin", func(t *testing.T) {
-		for _, format := range []dataFormat{formatArrowStream, formatCSV, formatJSONL} {
+		for _, format := range []puttest.Format{puttest.ArrowStream, puttest.CSV, puttest.JSONL} {
 			topic := s.topic(t)
-			data, err := os.ReadFile(writeData(t, dir, "stdin."+string(format), format, 0, 700, 300))
+			data, err := os.ReadFile(puttest.Write(t, dir, "stdin."+string(format), format, 0, 700, 300))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -270,9 +168,9 @@ func TestPutEndToEnd(t *testing.T) {
 
 	t.Run("several_files_of_several_formats", func(t *testing.T) {
 		topic := s.topic(t)
-		a := writeData(t, dir, "part1.parquet", formatParquet, 0, 300, 100)
-		b := writeData(t, dir, "part2.csv", formatCSV, 300, 300, 0)
-		c := writeData(t, dir, "part3.arrows", formatArrowStream, 600, 300, 128)
+		a := puttest.Write(t, dir, "part1.parquet", puttest.Parquet, 0, 300, 100)
+		b := puttest.Write(t, dir, "part2.csv", puttest.CSV, 300, 300, 0)
+		c := puttest.Write(t, dir, "part3.arrows", puttest.ArrowStream, 600, 300, 128)
 		csv, err := os.ReadFile(b)
 		if err != nil {
 			t.Fatal(err)
@@ -293,7 +191,7 @@ func TestPutDescriptorFlags(t *testing.T) {
 	s := startPutServer(t)
 	dir := t.TempDir()
 	topic := s.topic(t)
-	path := writeData(t, dir, "a.arrows", formatArrowStream, 0, 10, 10)
+	path := puttest.Write(t, dir, "a.arrows", puttest.ArrowStream, 0, 10, 10)
 	s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--exclude-fields", "amount", "--header", "src=put",
 		"--header", "run=1", "--delivery", "at_least_once", path)
 	recs := kafkatest.ReadCommitted(t, s.brokers, topic)
@@ -312,8 +210,8 @@ func TestPutDescriptorFlags(t *testing.T) {
 	}
 
 	topic = s.topic(t)
-	a := writeData(t, dir, "a.parquet", formatParquet, 0, 300, 100)
-	b := writeData(t, dir, "b.parquet", formatParquet, 300, 300, 100)
+	a := puttest.Write(t, dir, "a.parquet", puttest.Parquet, 0, 300, 100)
+	b := puttest.Write(t, dir, "b.parquet", puttest.Parquet, 300, 300, 100)
 	writer := fmt.Sprintf("put-files-%d", time.Now().UnixNano())
 	s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--writer-id", writer, a)
 	stderr := s.mustPut(t, nil, "--topic", topic, "--key-field", "name", "--writer-id", writer, a, b)

@@ -51,6 +51,7 @@ func privateBroker(t *testing.T) (brokers []string, stop, start func()) {
 // kafka.produce_timeout instead of hanging; after the broker is back, the
 // resumed writer finishes with exactly-once results.
 func TestBrokerRestartMidStream(t *testing.T) {
+	t.Parallel() // a broker of its own: see the package doc
 	brokers, stopBroker, startBroker := privateBroker(t)
 	topic := kafkatest.TopicName(t)
 	kafkatest.CreateTopic(t, brokers, topic, 2, nil)

@@ -335,6 +335,7 @@ func streamOpenError(addr, topic string) *client.Error {
 // unsecured OAUTHBEARER JWTs and SCRAM, and forces re-authentication every
 // 15 s, the server's credentials are renewed while it runs.
 func TestKafkaCredentialRotation(t *testing.T) {
+	t.Parallel() // a broker of its own: see the package doc
 	plain, saslAddr := credsBroker(t, "creds-rotation", []string{
 		`listener.name.sasl_plaintext.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required unsecuredLoginStringClaim_sub="broker";`,
 	}, "")
@@ -608,6 +609,7 @@ func (p *testIdP) issuedTo(id string) []time.Time {
 // IdP did not sign is refused by the broker; a wrong client secret stops
 // the server at start-up naming the endpoint and the OAuth error.
 func TestKafkaOIDCClientCredentials(t *testing.T) {
+	t.Parallel() // a broker of its own: see the package doc
 	idp := newTestIdP(t)
 	idp.clients["flightsink"], idp.lifetime["flightsink"] = "flightsink-client-secret", 15*time.Second
 	idp.clients["reader"], idp.lifetime["reader"] = "reader-client-secret", 10*time.Minute

@@ -88,6 +88,7 @@ func grepLines(s, sub string) string {
 // TestReadinessFollowsKafka: /readyz turns 503 when the broker stops and
 // 200 again once it is back; /healthz stays 200 throughout.
 func TestReadinessFollowsKafka(t *testing.T) {
+	t.Parallel() // a broker of its own: see the package doc
 	brokers, stopBroker, startBroker := privateBroker(t)
 	maddr := freeAddr(t)
 	srv := startServer(t, serverConfig{brokers: brokers, replica: "ready", prefix: uniquePrefix(t),

@@ -23,6 +23,7 @@ import (
 // upload that retries while the error says so completes once the broker is
 // back, with every row in Kafka exactly once.
 func TestKafkaDownAtOpen(t *testing.T) {
+	t.Parallel() // a broker of its own: see the package doc
 	brokers, stopBroker, startBroker := privateBroker(t)
 	topic := kafkatest.TopicName(t)
 	kafkatest.CreateTopic(t, brokers, topic, 2, nil)

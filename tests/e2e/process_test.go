@@ -1,56 +1,31 @@
 // Package e2e tests flightsink as users run it: the real binary as its own
 // process (killed with SIGKILL, restarted, run twice), the Go client, and a
 // real Kafka broker (stopped and restarted when a test needs it).
+//
+// A test on a private broker of its own (scripts/kafka.sh up NAME: stopped,
+// restarted, or with SASL/TLS listeners) shares nothing with the others and
+// mostly waits on timeouts and token lifetimes, so it calls t.Parallel: those
+// run side by side once the tests on the shared broker are done (make test
+// passes -parallel 8; the default is GOMAXPROCS). Tests on the shared broker
+// run one at a time (some reuse a kafka.replica name there, and some
+// measure the server's memory under load).
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/flightsink/flightsink/internal/kafkatest"
-)
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
+	"github.com/flightsink/flightsink/internal/proctest"
 )
 
 // binary is the flightsink binary: FLIGHTSINK_BIN (make test builds it), or
 // one built for this test run (without -race: it is the product as shipped).
-func binary(t *testing.T) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if p := os.Getenv("FLIGHTSINK_BIN"); p != "" {
-			binPath = p
-			return
-		}
-		dir, err := os.MkdirTemp("", "flightsink-e2e")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "flightsink")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/flightsink/flightsink/cmd/flightsink").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
+func binary(t *testing.T) string { return proctest.Binary(t) }
 
 // server is a flightsink process.
 type server struct {
@@ -59,10 +34,9 @@ type server struct {
 	args   []string
 	env    []string
 	dataKB int // ulimit -d of the process, 0 for none
-	cmd    *exec.Cmd
-	logs   *bytes.Buffer
-	mu     *sync.Mutex
-	done   chan struct{}
+	proc   *proctest.Process
+	cmd    *exec.Cmd       // proc's command
+	done   <-chan struct{} // closed once proc has exited
 }
 
 // serverConfig is what differs between the processes of a test.
@@ -75,15 +49,7 @@ type serverConfig struct {
 	dataKB  int      // a hard limit on the process's data memory (ulimit -d, KiB); 0 for none
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t *testing.T) string { return proctest.FreeAddr(t) }
 
 // startServer starts a flightsink process and waits until it serves.
 func startServer(t *testing.T, c serverConfig) *server {
@@ -110,7 +76,7 @@ func newServer(t *testing.T, c serverConfig) *server {
 	s.args = append([]string{"serve", "--config", os.DevNull, "--brokers", strings.Join(c.brokers, ",")}, c.extra...)
 	t.Cleanup(func() {
 		s.kill()
-		if t.Failed() && s.mu != nil {
+		if t.Failed() && s.proc != nil {
 			t.Logf("server %s log:\n%s", s.addr, s.log())
 		}
 	})
@@ -120,71 +86,37 @@ func newServer(t *testing.T, c serverConfig) *server {
 // start runs the process on s.addr (again, after a kill: same address).
 func (s *server) start() {
 	s.t.Helper()
-	s.wait(s.launch())
+	s.launch()
+	s.wait()
 }
 
 // launch starts the process and returns a channel closed once it serves.
-func (s *server) launch() chan struct{} {
+func (s *server) launch() <-chan struct{} {
 	s.t.Helper()
-	s.logs, s.mu, s.done = &bytes.Buffer{}, &sync.Mutex{}, make(chan struct{})
-	s.cmd = exec.Command(binary(s.t), append(s.args, "--listen", s.addr)...)
+	argv := append([]string{binary(s.t)}, append(s.args, "--listen", s.addr)...)
 	if s.dataKB > 0 { // bash sets the limit, then becomes the server (same pid)
-		s.cmd = exec.Command("bash", append([]string{"-c", fmt.Sprintf(`ulimit -d %d && exec "$0" "$@"`, s.dataKB), binary(s.t)},
-			append(s.args, "--listen", s.addr)...)...)
+		argv = append([]string{"bash", "-c", fmt.Sprintf(`ulimit -d %d && exec "$0" "$@"`, s.dataKB)}, argv...)
 	}
-	s.cmd.Env = s.env
-	stderr, err := s.cmd.StderrPipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := s.cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	serving := make(chan struct{})
-	go func() {
-		defer close(s.done)
-		var once sync.Once
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.logs.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if strings.Contains(sc.Text(), "flightsink serving") {
-				once.Do(func() { close(serving) })
-			}
-		}
-		_ = s.cmd.Wait()
-	}()
-	return serving
+	s.proc = proctest.Launch(s.t, argv, s.env)
+	s.cmd, s.done = s.proc.Cmd(), s.proc.Done()
+	return s.proc.Serving()
 }
 
 // wait waits until the launched process serves, failing the test if it
 // exits or does not serve within a minute.
-func (s *server) wait(serving chan struct{}) {
+func (s *server) wait() {
 	s.t.Helper()
-	select {
-	case <-serving:
-	case <-s.done:
-		s.t.Fatalf("flightsink exited before serving:\n%s", s.log())
-	case <-time.After(time.Minute):
-		s.t.Fatalf("flightsink not serving after a minute:\n%s", s.log())
-	}
+	s.proc.WaitServing(s.t, time.Minute, 0)
 }
 
-func (s *server) log() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.logs.String()
-}
+func (s *server) log() string { return s.proc.Log() }
 
 // kill ends the process with SIGKILL: no cleanup, no abort, like a crash.
 func (s *server) kill() {
-	if s.cmd == nil || s.cmd.Process == nil {
+	if s.cmd == nil {
 		return
 	}
-	_ = s.cmd.Process.Signal(syscall.SIGKILL)
-	<-s.done
+	s.proc.Kill()
 	s.cmd = nil
 }
 

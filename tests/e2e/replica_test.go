@@ -380,7 +380,6 @@ func TestScaledOutReplicasNeverFence(t *testing.T) {
 	prefix := uniquePrefix(t)
 	var servers []*server
 	var maddrs []string
-	var serving []chan struct{}
 	for range 2 {
 		maddr := freeAddr(t)
 		s := newServer(t, serverConfig{brokers: brokers, replica: "scale", prefix: prefix,
@@ -388,10 +387,10 @@ func TestScaledOutReplicasNeverFence(t *testing.T) {
 		servers, maddrs = append(servers, s), append(maddrs, maddr)
 	}
 	for _, s := range servers { // both at once, as docker compose starts them
-		serving = append(serving, s.launch())
+		s.launch()
 	}
-	for i, s := range servers {
-		s.wait(serving[i])
+	for _, s := range servers {
+		s.wait()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()

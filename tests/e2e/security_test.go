@@ -67,6 +67,7 @@ func saslBroker(t *testing.T) (plain, sasl string) {
 // TestKafkaTLS: flightsink reaches the broker's SSL listener, verifying it
 // with kafka.tls.ca_file; without the CA the server refuses to start.
 func TestKafkaTLS(t *testing.T) {
+	t.Parallel() // a broker of its own: see the package doc
 	v := secureBroker(t, "TLS")
 	plain, tlsAddr, ca := v["KAFKA_BROKERS"], v["KAFKA_TLS_BROKERS"], v["KAFKA_TLS_CA"]
 	topic := kafkatest.TopicName(t)
@@ -99,6 +100,7 @@ func TestKafkaTLS(t *testing.T) {
 // with SCRAM-SHA-512 and PLAIN, the password coming from the environment;
 // a wrong password fails at start-up, naming the problem.
 func TestKafkaSASL(t *testing.T) {
+	t.Parallel() // a broker of its own: see the package doc
 	plain, sasl := saslBroker(t)
 	for _, mech := range []string{"SCRAM-SHA-512", "PLAIN"} {
 		t.Run(mech, func(t *testing.T) {

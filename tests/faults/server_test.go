@@ -2,17 +2,14 @@ package faults
 
 import (
 	"bufio"
-	"fmt"
-	"net"
 	"net/http"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/flightsink/flightsink/internal/proctest"
 )
 
 // Settings of the flightsink processes under test: short enough that the
@@ -22,37 +19,6 @@ const (
 	txnTimeout     = 20 * time.Second
 	claimTTL       = 6 * time.Second
 )
-
-var (
-	binOnce sync.Once
-	binPath string
-	binErr  error
-)
-
-// binary is FLIGHTSINK_BIN (make test builds it) or one built for this run.
-func binary(t testing.TB) string {
-	t.Helper()
-	binOnce.Do(func() {
-		if p := os.Getenv("FLIGHTSINK_BIN"); p != "" {
-			binPath = p
-			return
-		}
-		dir, err := os.MkdirTemp("", "flightsink-faults")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "flightsink")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/flightsink/flightsink/cmd/flightsink").CombinedOutput()
-		if err != nil {
-			binErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
 
 // server is a flightsink process on a fixed address, killed (SIGKILL) and
 // restarted by the tests; it is killed when the test ends.
@@ -64,9 +30,8 @@ type server struct {
 	env     []string
 
 	mu   sync.Mutex
-	logs strings.Builder
-	cmd  *exec.Cmd
-	done chan struct{}
+	past strings.Builder   // the logs of the killed processes
+	proc *proctest.Process // nil once killed
 }
 
 // startServer starts flightsink on the cluster with a transactional id
@@ -88,81 +53,50 @@ func startServer(t testing.TB, brokers []string, prefix string) *server {
 	t.Cleanup(func() {
 		s.kill()
 		if t.Failed() {
-			t.Logf("flightsink %s log (tail):\n%s", s.addr, tail(s.log(), 60))
+			t.Logf("flightsink %s log (tail):\n%s", s.addr, proctest.Tail(s.log(), 60))
 		}
 	})
 	s.start()
 	return s
 }
 
-func freeAddr(t testing.TB) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
+func freeAddr(t testing.TB) string { return proctest.FreeAddr(t) }
 
 // start runs the process (again, after kill: same addresses) and waits
 // until it serves.
 func (s *server) start() {
 	s.t.Helper()
-	cmd := exec.Command(binary(s.t), append(s.args, "--listen", s.addr, "--metrics-listen", s.metrics)...)
-	cmd.Env = s.env
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		s.t.Fatal(err)
-	}
-	serving, done := make(chan struct{}), make(chan struct{})
+	argv := append([]string{proctest.Binary(s.t)}, append(s.args, "--listen", s.addr, "--metrics-listen", s.metrics)...)
+	p := proctest.Launch(s.t, argv, s.env)
 	s.mu.Lock()
-	s.cmd, s.done = cmd, done
+	s.proc = p
 	s.mu.Unlock()
-	go func() {
-		defer close(done)
-		var once sync.Once
-		sc := bufio.NewScanner(stderr)
-		sc.Buffer(make([]byte, 1<<20), 1<<20)
-		for sc.Scan() {
-			s.mu.Lock()
-			s.logs.WriteString(sc.Text() + "\n")
-			s.mu.Unlock()
-			if strings.Contains(sc.Text(), "flightsink serving") {
-				once.Do(func() { close(serving) })
-			}
-		}
-		_ = cmd.Wait()
-	}()
-	select {
-	case <-serving:
-	case <-done:
-		s.t.Fatalf("flightsink exited before serving:\n%s", tail(s.log(), 40))
-	case <-time.After(3 * time.Minute):
-		s.t.Fatalf("flightsink not serving after 3 minutes:\n%s", tail(s.log(), 40))
-	}
+	p.WaitServing(s.t, 3*time.Minute, 40)
 }
 
 // kill ends the process with SIGKILL, like a crash.
 func (s *server) kill() {
 	s.mu.Lock()
-	cmd, done := s.cmd, s.done
-	s.cmd = nil
+	p := s.proc
+	s.proc = nil
 	s.mu.Unlock()
-	if cmd == nil || cmd.Process == nil {
+	if p == nil {
 		return
 	}
-	_ = cmd.Process.Signal(syscall.SIGKILL)
-	<-done
+	p.Kill()
+	s.mu.Lock()
+	s.past.WriteString(p.Log())
+	s.mu.Unlock()
 }
 
+// log is what every process of s has logged, the running one's last.
 func (s *server) log() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.logs.String()
+	if s.proc == nil {
+		return s.past.String()
+	}
+	return s.past.String() + s.proc.Log()
 }
 
 // ready asks /readyz: true on 200, and the body either way.
@@ -179,12 +113,4 @@ func (s *server) ready() (bool, string) {
 		b.WriteString(sc.Text() + " ")
 	}
 	return resp.StatusCode == http.StatusOK, strings.TrimSpace(b.String())
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }

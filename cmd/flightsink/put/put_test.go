@@ -2,7 +2,6 @@ package put
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,13 +11,10 @@ import (
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow"
-	"github.com/apache/arrow-go/v18/arrow/array"
-	"github.com/apache/arrow-go/v18/arrow/ipc"
 	"github.com/apache/arrow-go/v18/arrow/memory"
-	"github.com/apache/arrow-go/v18/parquet"
-	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/flightsink/flightsink/clients/go/fsclient"
+	"github.com/flightsink/flightsink/internal/puttest"
 )
 
 // TestPutFlagsCoverTheClientDescriptor: the flag table names every key of
@@ -213,7 +209,7 @@ func TestPutReadersReleaseEverything(t *testing.T) {
 		format inputFormat
 		name   string
 	}{{formatParquet, "a.parquet"}, {formatArrowFile, "a.arrow"}, {formatArrowStream, "a.arrows"}, {formatCSV, "a.csv"}, {formatJSONL, "a.jsonl"}} {
-		path := writeData(t, dir, c.name, c.format, 1000, 300)
+		path := puttest.Write(t, dir, c.name, puttest.Format(c.format), 0, 1000, 300)
 		mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
 		o := readOptions{inferRows: 10, batchRows: 256, csvComma: ',', mem: mem}
 		s, err := openSource(context.Background(), path, o, nil)
@@ -232,7 +228,7 @@ func TestPutReadersReleaseEverything(t *testing.T) {
 			if c.format != formatArrowFile && c.format != formatArrowStream && rec.NumRows() > 256 {
 				t.Errorf("%s: a batch of %d rows; want at most 256", c.name, rec.NumRows())
 			}
-			if err := compareSchemas(c.name, rec.Schema(), "the test", rowSchema); err != nil {
+			if err := compareSchemas(c.name, rec.Schema(), "the test", puttest.Schema); err != nil {
 				t.Errorf("%s: %v", c.name, err)
 			}
 			rows += rec.NumRows()
@@ -254,80 +250,4 @@ func writeFile(t *testing.T, name, body string) string {
 		t.Fatal(err)
 	}
 	return p
-}
-
-var rowSchema = arrow.NewSchema([]arrow.Field{
-	{Name: "id", Type: arrow.PrimitiveTypes.Int64},
-	{Name: "name", Type: arrow.BinaryTypes.String},
-	{Name: "amount", Type: arrow.PrimitiveTypes.Float64},
-}, nil)
-
-// writeData writes n rows (id i, name "n<i>", amount i.5) in batches of
-// batch rows to dir/name in format.
-func writeData(t *testing.T, dir, name string, format inputFormat, n, batch int64) string {
-	t.Helper()
-	mem := memory.NewCheckedAllocator(memory.NewGoAllocator())
-	defer mem.AssertSize(t, 0)
-	path := filepath.Join(dir, name)
-	if format == formatCSV || format == formatJSONL {
-		var b strings.Builder
-		if format == formatCSV {
-			b.WriteString("id,name,amount\n")
-		}
-		for i := range n {
-			if format == formatCSV {
-				fmt.Fprintf(&b, "%d,n%d,%d.5\n", i, i, i)
-			} else {
-				fmt.Fprintf(&b, `{"id":%d,"name":"n%d","amount":%d.5}`+"\n", i, i, i)
-			}
-		}
-		if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		return path
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var write func(arrow.RecordBatch) error
-	var finish func() error
-	switch format {
-	case formatParquet:
-		w, err := pqarrow.NewFileWriter(rowSchema, f, parquet.NewWriterProperties(parquet.WithAllocator(mem),
-			parquet.WithMaxRowGroupLength(batch)), pqarrow.NewArrowWriterProperties(pqarrow.WithAllocator(mem)))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write, finish = w.Write, w.Close
-	case formatArrowFile:
-		w, err := ipc.NewFileWriter(f, ipc.WithSchema(rowSchema), ipc.WithAllocator(mem))
-		if err != nil {
-			t.Fatal(err)
-		}
-		write, finish = w.Write, w.Close
-	default:
-		w := ipc.NewWriter(f, ipc.WithSchema(rowSchema), ipc.WithAllocator(mem))
-		write, finish = w.Write, w.Close
-	}
-	b := array.NewRecordBuilder(mem, rowSchema)
-	defer b.Release()
-	for off := int64(0); off < n; off += batch {
-		for i := off; i < min(off+batch, n); i++ {
-			b.Field(0).(*array.Int64Builder).Append(i)
-			b.Field(1).(*array.StringBuilder).Append(fmt.Sprintf("n%d", i))
-			b.Field(2).(*array.Float64Builder).Append(float64(i) + 0.5)
-		}
-		rec := b.NewRecordBatch()
-		err := write(rec)
-		rec.Release()
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := finish(); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
