@@ -1,7 +1,7 @@
 package flightsink
 
 import (
-	"errors"
+	"fmt"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
 	"google.golang.org/grpc/encoding"
@@ -49,9 +49,15 @@ func (c flightDataCodec) Unmarshal(data mem.BufferSlice, v any) error {
 	return unmarshalFlightData(data.Materialize(), fd)
 }
 
-// errFlightDataMalformed is what a FlightData that is not valid protobuf
-// gets (gRPC reports it as Internal, as it does protobuf's errors).
-var errFlightDataMalformed = errors.New("malformed FlightData message")
+// malformed is what a FlightData that is not valid protobuf gets, naming
+// the field at fault (gRPC reports it as Internal, as it does protobuf's
+// errors).
+func malformed(num protowire.Number, code int) error {
+	if code >= 0 { // a field number past protobuf's maximum
+		return fmt.Errorf("malformed FlightData message: field number %d is over %d", num, protowire.MaxValidNumber)
+	}
+	return fmt.Errorf("malformed FlightData message: field %d: %w", num, protowire.ParseError(code))
+}
 
 // FlightData's field numbers (Flight.proto).
 const (
@@ -67,19 +73,19 @@ func unmarshalFlightData(b []byte, fd *flight.FlightData) error {
 	for len(b) > 0 {
 		num, typ, n := protowire.ConsumeTag(b)
 		if n < 0 || num > protowire.MaxValidNumber {
-			return errFlightDataMalformed
+			return malformed(num, n)
 		}
 		b = b[n:]
 		if typ != protowire.BytesType || num != fdDescriptor && num != fdDataHeader && num != fdAppMetadata && num != fdDataBody {
 			if n = protowire.ConsumeFieldValue(num, typ, b); n < 0 {
-				return errFlightDataMalformed
+				return malformed(num, n)
 			}
 			b = b[n:]
 			continue
 		}
 		v, n := protowire.ConsumeBytes(b)
 		if n < 0 {
-			return errFlightDataMalformed
+			return malformed(num, n)
 		}
 		b = b[n:]
 		v = v[:len(v):len(v)] // an append by a reader must not run into the next field
@@ -89,7 +95,7 @@ func unmarshalFlightData(b []byte, fd *flight.FlightData) error {
 				fd.FlightDescriptor = &flight.FlightDescriptor{}
 			}
 			if err := (protobuf.UnmarshalOptions{Merge: true}).Unmarshal(v, fd.FlightDescriptor); err != nil {
-				return err
+				return fmt.Errorf("malformed FlightData message: flight_descriptor: %w", err)
 			}
 		case fdDataHeader:
 			fd.DataHeader = v

@@ -2,6 +2,7 @@ package flightsink
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/apache/arrow-go/v18/arrow/flight"
@@ -50,6 +51,9 @@ func FuzzFlightDataCodec(f *testing.F) {
 			t.Fatalf("protobuf says %v, the codec says %v", wantErr, gotErr)
 		}
 		if wantErr != nil {
+			if !strings.HasPrefix(gotErr.Error(), "malformed FlightData message: ") {
+				t.Fatalf("the codec's error %q does not say which message is malformed", gotErr)
+			}
 			return
 		}
 		if !bytes.Equal(got.DataHeader, want.DataHeader) || !bytes.Equal(got.AppMetadata, want.AppMetadata) || !bytes.Equal(got.DataBody, want.DataBody) {

@@ -88,7 +88,7 @@ func replicaConfig(t *testing.T) kafka.Config {
 	unique := strconv.FormatInt(time.Now().UnixNano(), 36)
 	kcfg.TransactionalIDPrefix = "fsadm-" + unique
 	kcfg.ProgressTopic = "fsadm-writers-" + unique // this test's writers only
-	kcfg.ReplicaClaimTTL = 3 * time.Second // short for the tests that wait it out, long enough for a loaded machine's heartbeats
+	kcfg.ReplicaClaimTTL = 3 * time.Second         // short for the tests that wait it out, long enough for a loaded machine's heartbeats
 	return kcfg
 }
 

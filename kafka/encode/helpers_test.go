@@ -47,8 +47,8 @@ func recordOf(t testing.TB, cols []arrow.Array, names ...string) arrow.RecordBat
 	return array.NewRecordBatch(arrow.NewSchema(fields, nil), cols, n)
 }
 
-// encodeRows encodes every row of rec with a fresh JSON encoder.
-func encodeRows(t testing.TB, rec arrow.RecordBatch) []string {
+// boundJSON is a fresh JSON encoder for rec's schema, bound to rec.
+func boundJSON(t testing.TB, rec arrow.RecordBatch) *JSON {
 	t.Helper()
 	enc, err := NewJSON(rec.Schema())
 	if err != nil {
@@ -57,6 +57,13 @@ func encodeRows(t testing.TB, rec arrow.RecordBatch) []string {
 	if err := enc.Bind(rec); err != nil {
 		t.Fatalf("Bind: %v", err)
 	}
+	return enc
+}
+
+// encodeRows encodes every row of rec with a fresh JSON encoder.
+func encodeRows(t testing.TB, rec arrow.RecordBatch) []string {
+	t.Helper()
+	enc := boundJSON(t, rec)
 	rows := make([]string, rec.NumRows())
 	var buf []byte
 	for i := range rows {

@@ -380,13 +380,7 @@ func TestJSONRunEndEncodedSliced(t *testing.T) {
 	want := []string{`"a"`, `null`, `"b"`, `"b"`, `"b"`, `"c"`, `"c"`, `"c"`}
 	rec := recordOf(t, []arrow.Array{ree}, "v")
 	defer rec.Release()
-	enc, err := NewJSON(rec.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enc.Bind(rec); err != nil {
-		t.Fatal(err)
-	}
+	enc := boundJSON(t, rec)
 	for _, order := range [][]int{{0, 1, 2, 3, 4, 5, 6, 7}, {7, 6, 5, 4, 3, 2, 1, 0}, {3, 0, 7, 1, 5, 2, 6, 4}} {
 		for _, i := range order {
 			got := string(enc.AppendRow(nil, i))
@@ -427,13 +421,7 @@ func TestJSONAppendsToDst(t *testing.T) {
 	defer id.Release()
 	rec := recordOf(t, []arrow.Array{id}, "id")
 	defer rec.Release()
-	enc, err := NewJSON(rec.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enc.Bind(rec); err != nil {
-		t.Fatal(err)
-	}
+	enc := boundJSON(t, rec)
 	out := enc.AppendRow([]byte("prefix "), 1)
 	out = enc.AppendRow(append(out, '\n'), 0)
 	if want := "prefix {\"id\":8}\n{\"id\":7}"; string(out) != want {
@@ -548,13 +536,7 @@ func TestJSONAppendRowAnyCapacity(t *testing.T) {
 	// keys of 6, 8, 16 and 25 bytes with their separators and quotes
 	rec := recordOf(t, []arrow.Array{id, name, long}, "id", "name_1234567", "a_key_longer_than_sixteen")
 	defer rec.Release()
-	enc, err := NewJSON(rec.Schema())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := enc.Bind(rec); err != nil {
-		t.Fatal(err)
-	}
+	enc := boundJSON(t, rec)
 	want := `>{"id":-8,"name_1234567":"b\"c","a_key_longer_than_sixteen":null}`
 	for room := 0; room <= len(want)+20; room++ {
 		backing := make([]byte, 1+room)
